@@ -6,7 +6,7 @@ PY := .venv/bin/python
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup test test-fast lint score validate-data bench-reward clean
+.PHONY: help setup test test-fast lint score validate-data rlvr-train stop tensorboard clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,6 +29,21 @@ lint: ## ruff
 score: ## score completions offline: make score problems=P completions=C [out=O]
 	@scripts/bootstrap.sh core
 	$(PY) -m rlvr.score --problems "$(problems)" --completions "$(completions)" $(if $(out),--out "$(out)",)
+
+validate-data: ## check a problem set with the verifier: make validate-data DATA=<path-or-hf-id> (default: bundled)
+	@scripts/bootstrap.sh core
+	$(PY) -m rlvr.validate --data "$(or $(DATA),bundled)"
+
+rlvr-train: ## GRPO in the background (FOREGROUND=1 attached; GRPO_MONITOR=0 without dashboard/TensorBoard)
+	@scripts/bootstrap.sh core
+	@$(PY) -m rlvr.launch start grpo
+
+stop: ## stop the running training (checkpoint first) and the monitors it started
+	@$(PY) -m rlvr.launch stop
+
+tensorboard: ## TensorBoard on the run directories (TENSORBOARD_PORT, default 6006)
+	@scripts/bootstrap.sh core
+	.venv/bin/tensorboard --logdir "$${GRPO_OUTPUT_DIR:-grpo_runs}" --host 127.0.0.1 --port "$${TENSORBOARD_PORT:-6006}"
 
 clean: ## remove caches (keeps .venv and runs)
 	rm -rf .pytest_cache .ruff_cache **/__pycache__

@@ -185,6 +185,10 @@ class Verifier:
                 unique.append((problem, ex.code))
             slots.append(keys[key])
         verdicts = list(self._pool.map(lambda pc: self._verify_with_retries(*pc), unique))
+        verdicts = [
+            v if v.stage == "infra_error" or v.tests_total else replace(v, tests_total=len(p.tests))
+            for v, (p, _code) in zip(verdicts, unique)
+        ]
         outcomes = []
         for n, ((problem, text), ex) in enumerate(zip(items, extractions)):
             v = verdicts[slots[n]]

@@ -1,0 +1,205 @@
+"""Start, watch and stop background training runs: the engine behind `make rlvr-train` / `make stop`.
+
+`python -m rlvr.launch start grpo|sft`: refuses a second run in the same output directory (a pid file),
+picks the run name up front so the log's path is known, starts `python -m rlvr.train` (or sft.train) in
+its own session with output to <run>/training.log, starts the dashboard and TensorBoard unless
+GRPO_MONITOR=0, and prints where to look. FOREGROUND=1 runs it attached (for scripts and CI).
+`python -m rlvr.launch stop`: SIGTERM (the trainer saves a checkpoint and stops), SIGKILL after
+STOP_TIMEOUT seconds; also stops the monitors this launcher started.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .envconf import ConfigError, Env
+
+KINDS = {
+    "grpo": ("rlvr.train", "GRPO_OUTPUT_DIR", "grpo_runs", "GRPO_RUN_NAME", "training.log"),
+    "sft": ("sft.train", "SFT_OUTPUT_DIR", "sft_runs", "SFT_RUN_NAME", "sft_training.log"),
+}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0
+
+
+def _spawn(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
+
+
+def start(kind: str, env: dict[str, str]) -> int:
+    module, out_var, out_default, name_var, log_name = KINDS[kind]
+    e = Env(env)
+    root = Path(e.str(out_var, out_default) or out_default)
+    root.mkdir(parents=True, exist_ok=True)
+    pid_file = root / ".train.pid"
+    running = _read_pid(pid_file)
+    if running:
+        print(
+            f"error: a {kind} run is already running in {root} (pid {running}); `make stop` first, "
+            f"or use another {out_var}",
+            file=sys.stderr,
+        )
+        return 2
+    resume = e.str("GRPO_RESUME" if kind == "grpo" else "SFT_RESUME", None)
+    if resume:
+        target = (root / "latest") if resume == "latest" else Path(resume)
+        if not target.exists() and (root / resume).exists():
+            target = root / resume
+        run_name = target.resolve().name
+    else:
+        model = (e.str("BASE_MODEL_ID", None) or "default").rstrip("/").split("/")[-1]
+        run_name = e.str(name_var, None) or f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{model}"[:80]
+        env[name_var] = run_name
+    run_dir = root / run_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = run_dir / log_name
+    argv = [sys.executable, "-u", "-m", module]
+    try:
+        foreground = e.bool("FOREGROUND", False)
+        monitor = e.bool("GRPO_MONITOR", True) and not foreground
+    except ConfigError as err:
+        print(f"configuration error: {err}", file=sys.stderr)
+        return 2
+    if monitor:
+        start_monitors(env, root)
+    if foreground:
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+            pid_file.write_text(f"{proc.pid} {run_name}\n")
+            assert proc.stdout
+            for line in proc.stdout:
+                sys.stdout.buffer.write(line)
+                sys.stdout.flush()
+                out.write(line)
+            code = proc.wait()
+        pid_file.unlink(missing_ok=True)
+        return code
+    proc = _spawn(argv, log, env)
+    pid_file.write_text(f"{proc.pid} {run_name}\n")
+    time.sleep(1.0)
+    if proc.poll() is not None and proc.returncode != 0:
+        pid_file.unlink(missing_ok=True)
+        print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
+        print(f"error: training exited at once (status {proc.returncode}); log: {log}", file=sys.stderr)
+        return proc.returncode or 1
+    print(f"{kind} training started in the background (pid {proc.pid})")
+    print(f"  run directory: {run_dir}")
+    print(f"  log:           tail -f {log}")
+    if monitor:
+        host = e.str("DASHBOARD_HOST", "127.0.0.1")
+        print(
+            f"  dashboard:     http://{host}:{e.str('DASHBOARD_PORT', '8080')}/"
+            + ("sft" if kind == "sft" else "")
+        )
+        print(f"  tensorboard:   http://127.0.0.1:{e.str('TENSORBOARD_PORT', '6006')}/")
+    print("  stop it with:  make stop")
+    return 0
+
+
+def start_monitors(env: dict[str, str], root: Path) -> None:
+    """Dashboard and TensorBoard in the background, unless something already listens on their ports."""
+    e = Env(env)
+    host = e.str("DASHBOARD_HOST", "127.0.0.1") or "127.0.0.1"
+    port = e.int("DASHBOARD_PORT", 8080)
+    repo = Path(__file__).resolve().parent.parent
+    if (repo / "dashboard" / "__main__.py").exists() and not _port_open(host, port):
+        p = _spawn(
+            [sys.executable, "-m", "dashboard", "--host", host, "--port", str(port)],
+            root / "dashboard.log",
+            env,
+        )
+        (root / ".dashboard.pid").write_text(f"{p.pid}\n")
+    tb_port = e.int("TENSORBOARD_PORT", 6006)
+    tb = Path(sys.executable).with_name("tensorboard")
+    if tb.exists() and not _port_open("127.0.0.1", tb_port):
+        p = _spawn(
+            [str(tb), "--logdir", str(root), "--host", "127.0.0.1", "--port", str(tb_port)],
+            root / "tensorboard.log",
+            env,
+        )
+        (root / ".tensorboard.pid").write_text(f"{p.pid}\n")
+
+
+def stop(env: dict[str, str]) -> int:
+    e = Env(env)
+    timeout = e.float("STOP_TIMEOUT", 120.0, 0.0)
+    stopped = False
+    for _kind, (_m, out_var, out_default, _n, _l) in KINDS.items():
+        root = Path(e.str(out_var, out_default) or out_default)
+        pid_file = root / ".train.pid"
+        pid = _read_pid(pid_file)
+        if pid:
+            print(f"stopping training pid {pid} ({pid_file.read_text().split()[-1]}): checkpoint, then exit")
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            if _alive(pid):
+                print(f"still running after {timeout:.0f} s: SIGKILL")
+                os.killpg(pid, signal.SIGKILL)
+            stopped = True
+        pid_file.unlink(missing_ok=True)
+        for name in (".dashboard.pid", ".tensorboard.pid"):
+            mpid = _read_pid(root / name)
+            if mpid:
+                os.killpg(mpid, signal.SIGTERM)
+                stopped = True
+            (root / name).unlink(missing_ok=True)
+    if not stopped:
+        print("nothing to stop")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    env = dict(os.environ)
+    if argv[:1] == ["start"] and len(argv) == 2 and argv[1] in KINDS:
+        return start(argv[1], env)
+    if argv[:1] == ["stop"]:
+        return stop(env)
+    print("usage: python -m rlvr.launch start grpo|sft | stop", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

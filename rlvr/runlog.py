@@ -1,0 +1,206 @@
+"""Run directories and their files (doc/metrics.md documents every field).
+
+Rules: a run directory belongs to one run (a new run never appends to another's files; resuming is
+explicit and marked); every line is written whole by one `write` on an O_APPEND descriptor, so a reader
+never sees half a line from us, and a torn tail left by a crash is cut before a resumed run appends;
+NaN and infinities are written as null; only the main process (rank 0) writes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+RUN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot be used as asked (exists already, missing for a resume, ...)."""
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf -> None, numpy/torch scalars -> Python numbers, tuples -> lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            return clean(value.item())
+        except (TypeError, ValueError):
+            return str(value)
+    if isinstance(value, str | int | bool) or value is None:
+        return value
+    return str(value)
+
+
+def is_main_process() -> bool:
+    """True on rank 0 (or when not distributed)."""
+    return all(os.environ.get(var, "0") in ("", "0") for var in ("RANK", "LOCAL_RANK"))
+
+
+class JsonlFile:
+    """Append-only JSONL file with whole-line writes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        repair_torn_tail(path)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def write(self, *records: dict) -> None:
+        """Write records as lines with one system call (a batch is all there or not at all)."""
+        if not records:
+            return
+        data = "".join(
+            json.dumps(clean(r), ensure_ascii=False, allow_nan=False) + "\n" for r in records
+        ).encode()
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def repair_torn_tail(path: Path) -> int:
+    """Cut a partial last line (no trailing newline) left by a crash; return bytes removed."""
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    with path.open("rb+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 1))
+        if f.read(1) == b"\n":
+            return 0
+        # scan back for the last newline
+        pos, chunk = size, 65536
+        while pos > 0:
+            start = max(0, pos - chunk)
+            f.seek(start)
+            buf = f.read(pos - start)
+            k = buf.rfind(b"\n")
+            if k >= 0:
+                f.truncate(start + k + 1)
+                return size - (start + k + 1)
+            pos = start
+        f.truncate(0)
+        return size
+
+
+def git_commit(repo: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class RunDir:
+    """One run's directory: run.json, metrics.jsonl, batch_metrics.jsonl, rewards/, completions.jsonl."""
+
+    def __init__(self, root: Path, name: str, resume: bool = False, kind: str = "grpo"):
+        if not RUN_NAME.match(name):
+            raise RunDirError(f"run name {name!r}: use letters, digits, '.', '_' and '-' only")
+        self.root = Path(root)
+        self.path = self.root / name
+        self.name = name
+        self.kind = kind
+        self.resume = resume
+        self.main = is_main_process()
+        self._files: dict[str, JsonlFile] = {}
+        if self.main:
+            if resume and not (self.path / "run.json").exists():
+                raise RunDirError(f"cannot resume {self.path}: it has no run.json")
+            if not resume and (self.path / "run.json").exists():
+                raise RunDirError(
+                    f"{self.path} already holds a run; choose another GRPO_RUN_NAME, or resume it with GRPO_RESUME={self.path}"
+                )
+            self.path.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def resolve_resume(root: Path, spec: str) -> Path:
+        """GRPO_RESUME value -> the run directory it names ("latest", a run name or a path)."""
+        path = (root / "latest") if spec == "latest" else Path(spec)
+        if not path.exists() and (root / spec).exists():
+            path = root / spec
+        if not path.exists():
+            raise RunDirError(f"GRPO_RESUME={spec!r}: no such run directory (looked in {root})")
+        return path.resolve()
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    def file(self, relative: str) -> JsonlFile:
+        if relative not in self._files:
+            self._files[relative] = JsonlFile(self.path / relative)
+        return self._files[relative]
+
+    def write(self, relative: str, *records: dict) -> None:
+        if self.main:
+            self.file(relative).write(*records)
+
+    # -- run.json -------------------------------------------------------------------------------
+
+    def read_info(self) -> dict:
+        p = self.path / "run.json"
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    def write_info(self, info: dict) -> None:
+        if not self.main:
+            return
+        tmp = self.path / ".run.json.tmp"
+        tmp.write_text(json.dumps(clean(info), indent=2, ensure_ascii=False) + "\n")
+        os.replace(tmp, self.path / "run.json")
+
+    def update_info(self, **changes: Any) -> dict:
+        info = self.read_info()
+        info.update(changes)
+        self.write_info(info)
+        return info
+
+    def point_latest(self) -> None:
+        """Make <root>/latest a symlink to this run (atomically replaced)."""
+        if not self.main:
+            return
+        link = self.root / "latest"
+        tmp = self.root / f".latest.{os.getpid()}"
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        os.symlink(self.name, tmp)
+        os.replace(tmp, link)
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
+
+
+def latest_checkpoint(checkpoints: Path) -> Path | None:
+    """The checkpoint-N directory with the largest N that has its trainer state written."""
+    if not checkpoints.exists():
+        return None
+    found = []
+    for d in checkpoints.glob("checkpoint-*"):
+        m = re.match(r"checkpoint-(\d+)$", d.name)
+        if m and (d / "trainer_state.json").exists():
+            found.append((int(m.group(1)), d))
+    return max(found)[1] if found else None
