@@ -140,6 +140,8 @@ def _is_json_list(value: Any) -> bool:
 def problem_from_row(row: dict[str, Any], where: str, schema: str | None = None) -> Problem:
     """Normalise one row to a Problem, or raise DataError naming `where` (file:row) and the field."""
     schema = schema or detect_schema(row)
+    if schema in ("unknown", "sft") and ("prompt" in row or "problem" in row) and "tests" not in row:
+        raise DataError(f"{where}: field 'tests' is missing (id {row.get('id') or row.get('name')})")
     if schema in ("unknown", "sft"):
         have = ", ".join(sorted(row)) or "nothing"
         raise DataError(
