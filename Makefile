@@ -6,7 +6,7 @@ PY := .venv/bin/python
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup test test-fast lint score validate-data rlvr-train stop tensorboard clean
+.PHONY: help setup test test-fast lint score validate-data rlvr-train stop tensorboard dashboard bench-dashboard shell shell-cuda clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,9 +41,24 @@ rlvr-train: ## GRPO in the background (FOREGROUND=1 attached; GRPO_MONITOR=0 wit
 stop: ## stop the running training (checkpoint first) and the monitors it started
 	@$(PY) -m rlvr.launch stop
 
+dashboard: ## the live dashboard on 127.0.0.1:$${DASHBOARD_PORT:-8080} (GRPO, completions, SFT, compare)
+	@scripts/bootstrap.sh core
+	$(PY) -m dashboard --runs-dir "$${GRPO_OUTPUT_DIR:-grpo_runs}" --sft-runs-dir "$${SFT_OUTPUT_DIR:-sft_runs}" \
+	  --host "$${DASHBOARD_HOST:-127.0.0.1}" --port "$${DASHBOARD_PORT:-8080}"
+
+bench-dashboard: ## time the dashboard's first page loads on a generated 100k-step, 1M-completion run
+	@scripts/bootstrap.sh core
+	$(PY) scripts/bench_dashboard.py
+
 tensorboard: ## TensorBoard on the run directories (TENSORBOARD_PORT, default 6006)
 	@scripts/bootstrap.sh core
 	.venv/bin/tensorboard --logdir "$${GRPO_OUTPUT_DIR:-grpo_runs}" --host 127.0.0.1 --port "$${TENSORBOARD_PORT:-6006}"
+
+shell: ## the Nix dev shell (Python, uv, OCaml + findlib, bubblewrap, llama.cpp)
+	nix develop
+
+shell-cuda: ## the Nix dev shell with the CUDA toolkit
+	nix develop .#cuda
 
 clean: ## remove caches (keeps .venv and runs)
 	rm -rf .pytest_cache .ruff_cache **/__pycache__

@@ -8,23 +8,31 @@ what="${1:-core}"
 PY="${PYTHON:-python3}"
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
 
-apt_install() {
-  # Installs Debian packages when we are root and they are missing; otherwise says what to install.
-  local missing=()
-  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
-  [ ${#missing[@]} -eq 0 ] && return 0
+need() {
+  # need <command> <debian package>: remember the package when the command is missing.
+  command -v "$1" >/dev/null 2>&1 || missing+=("$2")
+}
+
+missing=()
+need ocamlc ocaml-nox
+need ocamlfind ocaml-findlib
+need bwrap bubblewrap
+need prlimit util-linux
+if command -v ocamlfind >/dev/null 2>&1 && ! ocamlfind query compiler-libs.bytecomp >/dev/null 2>&1; then
+  missing+=(ocaml-compiler-libs)
+fi
+if [ "$what" = browser ]; then
+  need chromium chromium
+  need nix-instantiate nix-bin # only to check that flake.nix parses
+fi
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "bootstrap: apt-get install ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "bootstrap: please install: ${missing[*]} (or use 'make shell' with Nix)" >&2
+    echo "bootstrap: missing system packages: ${missing[*]} (install them, or use 'make shell' with Nix)" >&2
   fi
-}
-
-if command -v dpkg >/dev/null; then
-  apt_install ocaml-nox ocaml-findlib bubblewrap
-  [ "$what" = browser ] && apt_install chromium
 fi
 
 if [ ! -x .venv/bin/python ]; then

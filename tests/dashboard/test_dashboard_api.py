@@ -1,0 +1,299 @@
+"""HTTP API against run directories written by the tests (FastAPI TestClient)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+
+def metric(step: int, **kw) -> dict:
+    return {"step": step, "time": 1000.0 + step, **kw}
+
+
+def test_runs_lists_runs_and_follows_latest_symlink(client: TestClient, dirs, make_run) -> None:
+    make_run(dirs[0], "run-a", latest=False)
+    make_run(dirs[0], "run-b", {"started_at": "2025-02-01T00:00:00+00:00"}, latest=False)
+    (dirs[0] / "latest").symlink_to("run-a")
+    body = client.get("/api/grpo/runs").json()
+    assert [r["name"] for r in body["runs"]] == ["run-b", "run-a"]
+    assert body["latest"] == "run-a"
+
+
+def test_latest_may_be_a_text_file(client: TestClient, dirs, make_run) -> None:
+    make_run(dirs[0], "run-a", latest=False)
+    make_run(dirs[0], "run-b", latest=False)
+    (dirs[0] / "latest").write_text("run-b\n")
+    assert client.get("/api/grpo/runs").json()["latest"] == "run-b"
+    assert client.get("/api/grpo/runs/latest").json()["run"] == "run-b"
+
+
+def test_metrics_series_exact_values(client: TestClient, dirs, make_run, write_lines) -> None:
+    run = make_run(dirs[0], "r1")
+    write_lines(run / "metrics.jsonl", [metric(1, loss=0.5, reward=0.1), metric(2, loss=0.25, reward=0.3)])
+    body = client.get("/api/grpo/runs/r1/metrics").json()
+    assert body["series"]["loss"] == {"x": [1.0, 2.0], "y": [0.5, 0.25], "n": 2}
+    assert body["last"]["reward"] == 0.3
+    assert body["pos"]["offset"] == (run / "metrics.jsonl").stat().st_size
+
+
+def test_nan_and_null_come_back_as_json_null(client: TestClient, dirs, make_run, write_lines) -> None:
+    run = make_run(dirs[0], "r1")
+    write_lines(run / "metrics.jsonl", ['{"step": 1, "loss": NaN, "grad_norm": null, "kl": 0.1}\n'])
+    resp = client.get("/api/grpo/runs/r1/metrics")
+    assert "NaN" not in resp.text
+    body = resp.json()
+    assert body["series"]["loss"]["y"] == [None]
+    assert body["series"]["grad_norm"]["y"] == [None]
+    assert body["last"]["loss"] is None
+
+
+def test_partial_last_line_is_not_served_until_complete(
+    client: TestClient, dirs, make_run, write_lines
+) -> None:
+    run = make_run(dirs[0], "r1")
+    write_lines(run / "metrics.jsonl", [metric(1, loss=1.0), '{"step": 2, "loss": 2.'])
+    assert client.get("/api/grpo/runs/r1/metrics").json()["series"]["loss"]["y"] == [1.0]
+    write_lines(run / "metrics.jsonl", ["5}\n"])
+    body = client.get("/api/grpo/runs/r1/metrics").json()
+    assert body["series"]["loss"]["y"] == [1.0, 2.5]
+    assert body["corrupt"] == 0
+
+
+def test_truncated_metrics_file_is_reread_from_the_start(
+    client: TestClient, dirs, make_run, write_lines
+) -> None:
+    run = make_run(dirs[0], "r1")
+    write_lines(run / "metrics.jsonl", [metric(s, loss=float(s)) for s in range(1, 6)])
+    client.get("/api/grpo/runs/r1/metrics")
+    write_lines(run / "metrics.jsonl", [metric(1, loss=42.0)], mode="w")
+    body = client.get("/api/grpo/runs/r1/metrics").json()
+    assert body["series"]["loss"]["y"] == [42.0]
+    assert (body["reset"], body["resets"]) == ("truncated", 1)
+
+
+def test_rotated_metrics_file_is_reread(client: TestClient, dirs, make_run, write_lines) -> None:
+    run = make_run(dirs[0], "r1")
+    write_lines(run / "metrics.jsonl", [metric(1, loss=1.0)])
+    client.get("/api/grpo/runs/r1/metrics")
+    write_lines(run / "new.jsonl", [metric(7, loss=7.0), metric(8, loss=8.0)])
+    os.replace(run / "new.jsonl", run / "metrics.jsonl")
+    body = client.get("/api/grpo/runs/r1/metrics").json()
+    assert body["series"]["loss"]["x"] == [7.0, 8.0]
+    assert body["reset"] == "rotated"
+
+
+def test_corrupt_line_is_skipped_and_counted(client: TestClient, dirs, make_run, write_lines) -> None:
+    run = make_run(dirs[0], "r1")
+    write_lines(run / "metrics.jsonl", [metric(1, loss=1.0), "{oops\n", metric(2, loss=2.0)])
+    body = client.get("/api/grpo/runs/r1/metrics").json()
+    assert body["series"]["loss"]["y"] == [1.0, 2.0]
+    assert body["corrupt"] == 1
+    assert client.get("/api/grpo/runs/r1").json()["files"]["metrics"]["corrupt"] == 1
+
+
+def test_resume_event_line_is_reported_not_fatal(client: TestClient, dirs, make_run, write_lines) -> None:
+    run = make_run(dirs[0], "r1")
+    write_lines(
+        run / "metrics.jsonl",
+        [metric(1, loss=1.0), {"event": "resume", "step": 1, "time": 5}, metric(2, loss=2.0)],
+    )
+    body = client.get("/api/grpo/runs/r1/metrics").json()
+    assert body["events"] == [{"event": "resume", "step": 1.0, "time": 5}]
+    assert body["series"]["loss"]["y"] == [1.0, 2.0]
+
+
+def test_run_directory_appearing_later_is_found(client: TestClient, dirs, make_run, write_lines) -> None:
+    assert client.get("/api/grpo/runs").json() == {
+        "kind": "grpo",
+        "runs": [],
+        "latest": None,
+        "runs_dir": str(dirs[0]),
+    }
+    assert client.get("/api/grpo/runs/latest/metrics").status_code == 404
+    run = make_run(dirs[0], "late")
+    write_lines(run / "metrics.jsonl", [metric(1, loss=3.0)])
+    assert client.get("/api/grpo/runs").json()["latest"] == "late"
+    assert client.get("/api/grpo/runs/latest/metrics").json()["series"]["loss"]["y"] == [3.0]
+
+
+def test_run_without_metrics_file_yet_returns_empty_series(client: TestClient, dirs, make_run) -> None:
+    make_run(dirs[0], "fresh")
+    body = client.get("/api/grpo/runs/fresh/metrics").json()
+    assert (body["series"], body["pos"]) == ({}, {"ino": 0, "offset": 0})
+
+
+@pytest.mark.parametrize("name", ["..", "...", "%2E%2E", "..%2F..%2Fetc", "%2Fetc", "a%00b", ".hidden"])
+def test_unsafe_run_names_are_rejected(client: TestClient, dirs, make_run, name: str) -> None:
+    make_run(dirs[0], "ok")
+    resp = client.get(f"/api/grpo/runs/{name}/metrics")
+    assert resp.status_code in (400, 404)
+    assert "series" not in resp.text
+
+
+def test_symlinked_run_pointing_outside_is_rejected(
+    client: TestClient, dirs, tmp_path: Path, write_lines
+) -> None:
+    outside = tmp_path / "outside"
+    write_lines(outside / "metrics.jsonl", [metric(1, secret=1.0)])
+    (dirs[0] / "evil").symlink_to(outside)
+    resp = client.get("/api/grpo/runs/evil/metrics")
+    assert resp.status_code == 400
+    assert "evil" not in [r["name"] for r in client.get("/api/grpo/runs").json()["runs"]]
+
+
+def test_symlinked_file_pointing_outside_is_rejected(
+    client: TestClient, dirs, make_run, tmp_path: Path, write_lines
+) -> None:
+    run = make_run(dirs[0], "r1")
+    write_lines(tmp_path / "secret.jsonl", [metric(1, secret=1.0)])
+    (run / "metrics.jsonl").symlink_to(tmp_path / "secret.jsonl")
+    assert client.get("/api/grpo/runs/r1/metrics").status_code == 400
+
+
+def test_stream_rejects_unsafe_run_name(client: TestClient) -> None:
+    assert client.get("/api/grpo/stream", params={"run": "../x"}).status_code == 400
+
+
+def test_script_completion_is_returned_verbatim_as_data(
+    client: TestClient, dirs, make_run, write_lines
+) -> None:
+    run = make_run(dirs[0], "r1")
+    evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    write_lines(
+        run / "completions.jsonl",
+        [
+            {
+                "step": 1,
+                "problem_id": "p",
+                "group_index": 0,
+                "completion": evil,
+                "stage": "pass",
+                "reward": 1.0,
+            }
+        ],
+    )
+    resp = client.get("/api/grpo/runs/r1/completions")
+    assert resp.headers["content-type"] == "application/json"
+    assert resp.json()["groups"][0]["completions"][0]["completion"] == evil
+
+
+def test_completions_endpoint_filters_and_pages(client: TestClient, dirs, make_run, write_lines) -> None:
+    run = make_run(dirs[0], "r1")
+    rows = [
+        {
+            "step": s,
+            "problem_id": p,
+            "group_index": g,
+            "completion": "x",
+            "stage": "type_error" if g == 0 and p == "q" else "pass",
+            "reward": 0.1 * g,
+        }
+        for s in (1, 2)
+        for p in ("p", "q")
+        for g in range(3)
+    ]
+    write_lines(run / "completions.jsonl", rows)
+    body = client.get(
+        "/api/grpo/runs/r1/completions", params={"stage": "type_error", "page_size": 1, "page": 1}
+    ).json()
+    assert (body["total"], body["page"]) == (2, 1)
+    assert [(g["step"], g["problem_id"]) for g in body["groups"]] == [(1, "q")]
+    assert client.get("/api/grpo/runs/r1/completions", params={"reward_min": 0.15}).json()["total"] == 4
+
+
+def test_batch_endpoint_histogram_and_error_classes(client: TestClient, dirs, make_run, write_lines) -> None:
+    run = make_run(dirs[0], "r1")
+    write_lines(
+        run / "batch_metrics.jsonl",
+        [
+            {
+                "step": 1,
+                "pass@1": 0.25,
+                "stage_counts": {"pass": 1, "syntax_error": 3},
+                "error_classes": {"Syntax error": 3},
+            },
+            {
+                "step": 2,
+                "pass@1": 0.5,
+                "reward_histogram": {"edges": [0, 0.5, 1], "counts": [2, 2]},
+                "error_classes": {"Syntax error": 1, "Unbound value": 2},
+            },
+        ],
+    )
+    body = client.get("/api/grpo/runs/r1/batch").json()
+    assert body["series"]["pass@1"]["y"] == [0.25, 0.5]
+    assert body["series"]["stage_counts/syntax_error"]["y"] == [3.0]
+    assert body["histogram"] == {"step": 2, "edges": [0, 0.5, 1], "counts": [2, 2]}
+    assert body["error_classes"] == [
+        {"name": "Syntax error", "count": 4},
+        {"name": "Unbound value", "count": 2},
+    ]
+
+
+def test_polling_endpoint_returns_lines_after_offset(client: TestClient, dirs, make_run, write_lines) -> None:
+    run = make_run(dirs[0], "r1")
+    write_lines(run / "metrics.jsonl", [metric(1, loss=1.0)])
+    first = client.get("/api/grpo/runs/r1/tail/metrics", params={"since": 0}).json()
+    write_lines(run / "metrics.jsonl", [metric(2, loss=2.0)])
+    nxt = client.get(
+        "/api/grpo/runs/r1/tail/metrics", params={"since": first["next"], "ino": first["ino"]}
+    ).json()
+    assert [r["loss"] for r in nxt["records"]] == [2.0]
+    assert nxt["start"] == first["next"] and nxt["reset"] is None
+
+
+def test_polling_endpoint_reports_truncation(client: TestClient, dirs, make_run, write_lines) -> None:
+    run = make_run(dirs[0], "r1")
+    write_lines(run / "metrics.jsonl", [metric(1, loss=1.0), metric(2, loss=2.0)])
+    first = client.get("/api/grpo/runs/r1/tail/metrics", params={"since": 0}).json()
+    write_lines(run / "metrics.jsonl", [metric(1, loss=9.0)], mode="w")
+    nxt = client.get(
+        "/api/grpo/runs/r1/tail/metrics", params={"since": first["next"], "ino": first["ino"]}
+    ).json()
+    assert nxt["reset"] == "truncated"
+    assert [r["loss"] for r in nxt["records"]] == [9.0]
+
+
+def test_sft_run_train_and_eval_lines(client: TestClient, dirs, make_run, write_lines) -> None:
+    run = make_run(dirs[1], "s1", {"kind": "sft"})
+    write_lines(
+        run / "metrics.jsonl",
+        [
+            {"step": 10, "loss": 1.5, "epoch": 0.1},
+            {"step": 10, "eval_loss": 1.7, "epoch": 0.1},
+            {"step": 20, "loss": 1.2, "epoch": 0.2},
+        ],
+    )
+    body = client.get("/api/sft/runs/s1/metrics").json()
+    assert body["series"]["loss"]["y"] == [1.5, 1.2]
+    assert body["series"]["eval_loss"] == {"x": [10.0], "y": [1.7], "n": 1}
+
+
+def test_run_info_returns_config(client: TestClient, dirs, make_run) -> None:
+    make_run(dirs[0], "r1", {"config": {"max_steps": 123, "num_generations": 8}})
+    assert client.get("/api/grpo/runs/r1").json()["meta"]["config"] == {
+        "max_steps": 123,
+        "num_generations": 8,
+    }
+
+
+@pytest.mark.parametrize("path", ["/", "/completions", "/sft", "/compare"])
+def test_pages_load_only_local_assets_under_strict_csp(client: TestClient, path: str) -> None:
+    resp = client.get(path)
+    assert resp.status_code == 200
+    assert "script-src 'self'" in resp.headers["content-security-policy"]
+    srcs = re.findall(r'(?:src|href)="([^"]+)"', resp.text)
+    assert srcs and all(s.startswith("/") or s.startswith("data:") for s in srcs)
+    for s in srcs:
+        if s.startswith("/static/"):
+            assert client.get(s).status_code == 200, s
+
+
+def test_vendored_uplot_and_license_are_shipped() -> None:
+    vendor = Path(__file__).resolve().parents[2] / "dashboard" / "static" / "vendor"
+    assert (vendor / "uPlot.iife.min.js").stat().st_size > 40_000
+    assert "MIT License" in (vendor / "uPlot.LICENSE").read_text()

@@ -1,0 +1,241 @@
+"""Real-browser tests: uvicorn + Debian chromium driven by Playwright.
+
+Skipped (with a message) only when no chromium binary exists.  Screenshots are
+saved under each test's tmp_path.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dashboard.synthetic import metrics_record, write_grpo_run, write_sft_run
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser(request: pytest.FixtureRequest) -> Iterator[object]:
+    path = "/usr/bin/chromium"
+    if not Path(path).exists():
+        pytest.skip("no chromium binary at /usr/bin/chromium: real-browser tests skipped")
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:
+    # bypass_csp lets Playwright evaluate its wait predicates; escaping must hold without CSP.
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.errors = errors
+    yield pg
+    ctx.close()
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+def points(pg, chart_id: str) -> int:
+    return pg.evaluate(
+        f"window.__dash.charts[{chart_id!r}] ? window.__dash.charts[{chart_id!r}].points() : 0"
+    )
+
+
+def card_value(pg, label: str) -> str:
+    return pg.locator(f'.card[data-card="{label}"] .value').inner_text()
+
+
+@pytest.fixture
+def grpo_run(live_server, request: pytest.FixtureRequest) -> Path:
+    name = "br-" + request.node.name.replace("_", "-")[:40]
+    return Path(write_grpo_run(str(live_server.grpo), name, steps=60, max_steps=120, set_latest=False))
+
+
+def test_grpo_page_draws_every_main_chart(live_server, grpo_run: Path, page, tmp_path: Path) -> None:
+    page.goto(f"{live_server.url}/?run={grpo_run.name}")
+    page.wait_for_function(
+        "window.__dash.charts.reward && window.__dash.charts.reward.points() > 0", timeout=8000
+    )
+    for chart in (
+        "reward",
+        "reward-components",
+        "pass",
+        "funnel",
+        "loss",
+        "grad-norm",
+        "lr",
+        "entropy",
+        "length",
+        "clipped",
+        "step-time",
+        "zero-std",
+    ):
+        assert points(page, chart) == 60, chart
+    assert page.locator("canvas").count() >= 12
+    assert card_value(page, "Step") == "60"
+    page.screenshot(path=str(tmp_path / "grpo.png"), full_page=True)
+
+
+def test_grpo_page_labels_outcomes_correctly(live_server, grpo_run: Path, page) -> None:
+    page.goto(f"{live_server.url}/?run={grpo_run.name}")
+    row = page.locator('.hbar[data-stage="syntax_error"] .nm')
+    row.wait_for(timeout=8000)
+    assert row.inner_text() == "syntax error"
+    assert page.locator('.hbar[data-stage="pass"] .nm').inner_text() == "all tests pass"
+
+
+def test_appended_metrics_line_shows_up_within_seconds(
+    live_server, grpo_run: Path, page, tmp_path: Path
+) -> None:
+    page.goto(f"{live_server.url}/?run={grpo_run.name}")
+    page.wait_for_function(
+        "window.__dash.charts.reward && window.__dash.charts.reward.points() === 60", timeout=8000
+    )
+    page.wait_for_selector("#live.on", timeout=5000)
+    rec = metrics_record(61, 120, random.Random(0), time.time())
+    t0 = time.monotonic()
+    with open(grpo_run / "metrics.jsonl", "a") as fh:
+        fh.write(json.dumps(rec) + "\n")
+    page.wait_for_function("window.__dash.charts.reward.points() === 61", timeout=4000)
+    assert time.monotonic() - t0 < 3.0
+    page.wait_for_function(
+        "document.querySelector('.card[data-card=\"Step\"] .value').textContent === '61'", timeout=2000
+    )
+    page.screenshot(path=str(tmp_path / "grpo-live.png"))
+
+
+def test_truncated_metrics_file_resets_the_page(live_server, grpo_run: Path, page) -> None:
+    page.goto(f"{live_server.url}/?run={grpo_run.name}")
+    page.wait_for_function(
+        "window.__dash.charts.reward && window.__dash.charts.reward.points() === 60", timeout=8000
+    )
+    page.wait_for_selector("#live.on", timeout=5000)
+    with open(grpo_run / "metrics.jsonl", "w") as fh:
+        for s in (1, 2, 3):
+            fh.write(json.dumps(metrics_record(s, 120, random.Random(s), time.time())) + "\n")
+    page.wait_for_function("window.__dash.charts.reward.points() === 3", timeout=5000)
+    assert card_value(page, "Step") == "3"
+
+
+def test_corrupt_line_count_is_shown(live_server, grpo_run: Path, page) -> None:
+    with open(grpo_run / "metrics.jsonl", "a") as fh:
+        fh.write("{not json\n")
+    page.goto(f"{live_server.url}/?run={grpo_run.name}")
+    badge = page.locator("#corrupt-badge")
+    badge.wait_for(timeout=8000)
+    assert badge.inner_text() == "1 corrupt line skipped"
+
+
+def test_script_completion_renders_as_text(live_server, grpo_run: Path, page, tmp_path: Path) -> None:
+    evil = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+    with open(grpo_run / "completions.jsonl", "a") as fh:
+        for g in range(2):
+            fh.write(
+                json.dumps(
+                    {
+                        "step": 99,
+                        "problem_id": "xss",
+                        "group_index": g,
+                        "prompt": "<b>p</b>",
+                        "completion": evil if g == 0 else "let x = 1",
+                        "reward": 0.0,
+                        "stage": "syntax_error",
+                        "error": "<script>window.__pwned = 3</script>",
+                        "tests_passed": 0,
+                        "tests_total": 2,
+                    }
+                )
+                + "\n"
+            )
+    page.goto(f"{live_server.url}/completions?run={grpo_run.name}")
+    first = page.locator(".group").first
+    first.wait_for(timeout=8000)
+    assert first.get_attribute("data-problem") == "xss"
+    assert first.locator("pre.completion").first.inner_text() == evil
+    assert first.locator("pre.err").first.inner_text() == "<script>window.__pwned = 3</script>"
+    assert page.locator("#groups script, #groups img").count() == 0
+    assert page.evaluate("window.__pwned === undefined")
+    page.screenshot(path=str(tmp_path / "completions.png"), full_page=False)
+
+
+def test_completions_stage_filter_and_highlighting(live_server, grpo_run: Path, page) -> None:
+    page.goto(f"{live_server.url}/completions?run={grpo_run.name}&stage=type_error")
+    page.locator(".group").first.wait_for(timeout=8000)
+    stages = page.eval_on_selector_all(".member:not(.dim)", "els => els.map(e => e.dataset.stage)")
+    assert stages and set(stages) == {"type_error"}
+    assert page.locator(".member pre.completion .tk-kw").count() > 0
+    assert page.locator(".chip.on").all_inner_texts()[0].startswith("type error")
+
+
+def test_debiased_ema_is_not_pulled_towards_zero(live_server, page) -> None:
+    page.goto(f"{live_server.url}/compare")
+    out = page.evaluate("import('/static/common.js').then(m => m.smoothEMA([2, 2, 2, null, 2], 0.9))")
+    assert out[3] is None
+    assert [out[i] for i in (0, 1, 2, 4)] == pytest.approx([2, 2, 2, 2])
+    # TensorBoard's formula: ema_n / (1 - w^n); for [0, 1] with w = 0.5 → [0, 0.5 / 0.75]
+    assert page.evaluate("import('/static/common.js').then(m => m.smoothEMA([0, 1], 0.5))") == pytest.approx(
+        [0, 2 / 3]
+    )
+
+
+def test_sft_page_draws_train_and_eval_loss(live_server, page, tmp_path: Path) -> None:
+    write_sft_run(str(live_server.sft), "br-sft", steps=100, eval_every=25)
+    page.goto(f"{live_server.url}/sft?run=br-sft")
+    page.wait_for_function(
+        "window.__dash.charts['sft-loss'] && window.__dash.charts['sft-loss'].points() === 100", timeout=8000
+    )
+    assert (
+        page.evaluate("window.__dash.charts['sft-loss'].u.data[3].filter(v => v != null).length") == 4
+    )  # eval raw
+    assert card_value(page, "Progress") == "100.0%"
+    page.screenshot(path=str(tmp_path / "sft.png"), full_page=True)
+
+
+def test_compare_page_overlays_runs(live_server, page, tmp_path: Path) -> None:
+    write_grpo_run(str(live_server.grpo), "br-cmp-a", steps=30, set_latest=False, seed=1)
+    write_grpo_run(str(live_server.grpo), "br-cmp-b", steps=45, set_latest=False, seed=2)
+    page.goto(f"{live_server.url}/compare?kind=grpo&runs=br-cmp-a,br-cmp-b&metric=loss")
+    page.wait_for_function(
+        "window.__dash.charts.compare && window.__dash.charts.compare.points() === 45", timeout=8000
+    )
+    labels = page.evaluate("window.__dash.charts.compare.u.series.map(s => s.label)")
+    assert "br-cmp-a" in labels and "br-cmp-b" in labels
+    page.screenshot(path=str(tmp_path / "compare.png"))
+
+
+def test_run_directory_created_after_page_load_appears(browser, server_factory, tmp_path: Path) -> None:
+    grpo, sft = tmp_path / "g", tmp_path / "s"
+    grpo.mkdir()
+    sft.mkdir()
+    srv = server_factory(grpo, sft)
+    ctx = browser.new_context(bypass_csp=True)
+    try:
+        pg = ctx.new_page()
+        pg.goto(srv.url + "/")
+        pg.locator("#empty:not(.hidden)").wait_for(timeout=5000)
+        pg.wait_for_selector("#live.on", timeout=5000)
+        write_grpo_run(str(grpo), "appeared", steps=10)
+        pg.wait_for_function(
+            "window.__dash.charts.reward && window.__dash.charts.reward.points() === 10", timeout=8000
+        )
+        assert pg.locator(".statusline .name").inner_text() == "appeared"
+    finally:
+        ctx.close()
+        srv.stop()
