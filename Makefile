@@ -6,7 +6,7 @@ PY := .venv/bin/python
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup test test-fast lint score validate-data rlvr-train stop tensorboard dashboard bench-dashboard shell shell-cuda clean
+.PHONY: help setup test test-fast lint score validate-data rlvr-train stop tensorboard dashboard bench-dashboard eval eval-compare serve-model shell shell-cuda clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,12 +41,38 @@ rlvr-train: ## GRPO in the background (FOREGROUND=1 attached; GRPO_MONITOR=0 wit
 stop: ## stop the running training (checkpoint first) and the monitors it started
 	@$(PY) -m rlvr.launch stop
 
+eval: ## evaluate: make eval model=<HF id|dir|adapter dir|bundled> [data=...] [n=...] [k=1,5,10] [limit=...] [backend=server]
+	@scripts/bootstrap.sh core
+	$(PY) -m eval.run $(if $(model),--model "$(model)",) $(if $(data),--data "$(data)",) $(if $(n),--n "$(n)",) \
+	  $(if $(k),--k "$(k)",) $(if $(limit),--limit "$(limit)",) $(if $(backend),--backend "$(backend)",)
+
+eval-compare: ## compare two eval runs: make eval-compare a=<run> b=<run>
+	@test -n "$(a)" -a -n "$(b)" || { echo "usage: make eval-compare a=<run dir or name> b=<run dir or name>" >&2; exit 2; }
+	$(PY) -m eval.compare "$(a)" "$(b)"
+
+serve-model: ## OpenAI-compatible server (transformers) for make eval backend=server: make serve-model [model=...] [port=8000]
+	@scripts/bootstrap.sh core
+	$(PY) scripts/serve_transformers.py --model "$(or $(model),bundled)" --port "$(or $(port),8000)"
+
 dashboard: ## the live dashboard on 127.0.0.1:$${DASHBOARD_PORT:-8080} (GRPO, completions, SFT, compare)
 	@scripts/bootstrap.sh core
 	$(PY) -m dashboard --runs-dir "$${GRPO_OUTPUT_DIR:-grpo_runs}" --sft-runs-dir "$${SFT_OUTPUT_DIR:-sft_runs}" \
 	  --host "$${DASHBOARD_HOST:-127.0.0.1}" --port "$${DASHBOARD_PORT:-8080}"
 
-bench-dashboard: ## time the dashboard's first page loads on a generated 100k-step, 1M-completion run
+bench-eval: ## evaluate: make eval model=<HF id|dir|adapter dir|bundled> [data=...] [n=...] [k=1,5,10] [limit=...] [backend=server]
+	@scripts/bootstrap.sh core
+	$(PY) -m eval.run $(if $(model),--model "$(model)",) $(if $(data),--data "$(data)",) $(if $(n),--n "$(n)",) \
+	  $(if $(k),--k "$(k)",) $(if $(limit),--limit "$(limit)",) $(if $(backend),--backend "$(backend)",)
+
+eval-compare: ## compare two eval runs: make eval-compare a=<run> b=<run>
+	@test -n "$(a)" -a -n "$(b)" || { echo "usage: make eval-compare a=<run dir or name> b=<run dir or name>" >&2; exit 2; }
+	$(PY) -m eval.compare "$(a)" "$(b)"
+
+serve-model: ## OpenAI-compatible server (transformers) for make eval backend=server: make serve-model [model=...] [port=8000]
+	@scripts/bootstrap.sh core
+	$(PY) scripts/serve_transformers.py --model "$(or $(model),bundled)" --port "$(or $(port),8000)"
+
+dashboard: ## time the dashboard's first page loads on a generated 100k-step, 1M-completion run
 	@scripts/bootstrap.sh core
 	$(PY) scripts/bench_dashboard.py
 

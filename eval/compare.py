@@ -1,0 +1,242 @@
+"""Compare two eval runs: `python -m eval.compare A B [--out DIR]` (`make eval-compare a=A b=B`).
+
+A and B are run directories (or names under EVAL_OUTPUT_DIR, default eval_runs). Both are measured on
+the problems they have in common (valid and scored in both), with the same code as the runs' own
+summaries (eval.metrics), at every k both can estimate. Prints, and writes compare.json and
+compare.html to DIR (default <eval_runs>/compare_<A>__<B>/):
+- side-by-side rates with deltas: pass@k, mean reward, each funnel level, each final stage;
+- per-problem lists: improved (B passes more of its samples than A, or as many with a mean reward
+  higher by at least 0.01) and regressed (the reverse);
+- a stage-transition matrix: A's majority stage of a problem -> B's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from rlvr.verifier import STAGES
+
+from .metrics import is_scored, majority_stage, summarize
+from .outputs import LoadedRun, RunNotFound, load_run, write_json
+from .report import render_compare
+
+REWARD_EPS = 0.01
+
+
+def _scored_ids(run: LoadedRun) -> list[str]:
+    seen: dict[str, None] = {}
+    for r in run.rows:
+        if is_scored(r):
+            seen.setdefault(r["problem_id"], None)
+    return list(seen)
+
+
+def _per_problem(run: LoadedRun, ids: set[str]) -> dict[str, dict[str, Any]]:
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in run.rows:
+        if r["problem_id"] in ids and is_scored(r):
+            groups[r["problem_id"]].append(r)
+    out = {}
+    for pid, rows in groups.items():
+        rewards = [r["total_reward"] for r in rows if r.get("total_reward") is not None]
+        out[pid] = {
+            "n": len(rows),
+            "passed": sum(r["stage"] == "pass" for r in rows),
+            "reward": sum(rewards) / len(rewards) if rewards else None,
+            "stage": majority_stage([r["stage"] for r in rows]),
+        }
+    return out
+
+
+def _settings_warnings(a: LoadedRun, b: LoadedRun) -> list[str]:
+    warnings = []
+    for run in (a, b):
+        status = run.summary.get("status")
+        if status != "complete":
+            warnings.append(f"{run.name} is not a complete run (status {status!r}): compared on what it has")
+    sa, sb = a.summary.get("settings") or {}, b.summary.get("settings") or {}
+    for key in ("data", "split", "n", "temperature", "top_p", "max_tokens"):
+        if sa.get(key) != sb.get(key):
+            warnings.append(f"settings differ: {key} = {sa.get(key)!r} in A, {sb.get(key)!r} in B")
+    return warnings
+
+
+def compare(a: LoadedRun, b: LoadedRun) -> dict[str, Any]:
+    """The comparison of two loaded runs as a JSON-ready dict (what compare.json holds)."""
+    ids_a, ids_b = _scored_ids(a), _scored_ids(b)
+    common = [pid for pid in ids_a if pid in set(ids_b)]
+    common_set = set(common)
+    if not common:
+        raise ValueError(f"{a.name} and {b.name} have no scored problem in common: nothing to compare")
+    rows_a = [r for r in a.rows if r["problem_id"] in common_set]
+    rows_b = [r for r in b.rows if r["problem_id"] in common_set]
+    pa, pb = _per_problem(a, common_set), _per_problem(b, common_set)
+    n_min = min(x["n"] for x in (*pa.values(), *pb.values()))
+    requested = {k for run in (a, b) for k in (run.summary.get("settings") or {}).get("ks") or [1]}
+    ks = [k for k in sorted(requested) if k <= n_min] or [1]
+    ma = summarize(rows_a, a.problem_meta, ks, problem_order=common)
+    mb = summarize(rows_b, b.problem_meta, ks, problem_order=common)
+    rates: list[dict[str, Any]] = []
+
+    def add(metric: str, va: float | None, vb: float | None, kind: str = "rate", better: bool = True) -> None:
+        """`better`: a rise is an improvement (False for final stages other than pass: ambiguous)."""
+        delta = vb - va if va is not None and vb is not None else None
+        rates.append(
+            {"metric": metric, "a": va, "b": vb, "delta": delta, "kind": kind, "higher_is_better": better}
+        )
+
+    for k in ks:
+        add(f"pass@{k}", ma.get(f"pass@{k}"), mb.get(f"pass@{k}"))
+    add("mean reward", ma["mean_reward"], mb["mean_reward"], "value")
+    for fa, fb in zip(ma["funnel"], mb["funnel"]):
+        add(f"funnel: {fa['level']}", fa["rate"], fb["rate"])
+    for stage in STAGES:
+        ca, cb = ma["stages"].get(stage, 0), mb["stages"].get(stage, 0)
+        if ca or cb:
+            add(
+                f"stage: {stage}",
+                ca / max(1, sum(ma["stages"].values())),
+                cb / max(1, sum(mb["stages"].values())),
+                better=stage == "pass",
+            )
+
+    improved, regressed = [], []
+    transitions: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for pid in common:
+        x, y = pa[pid], pb[pid]
+        transitions[x["stage"]][y["stage"]] += 1
+        entry = {
+            "id": pid,
+            "a_passed": x["passed"],
+            "a_n": x["n"],
+            "b_passed": y["passed"],
+            "b_n": y["n"],
+            "a_reward": x["reward"],
+            "b_reward": y["reward"],
+            "a_stage": x["stage"],
+            "b_stage": y["stage"],
+        }
+        fa, fb = x["passed"] / x["n"], y["passed"] / y["n"]
+        dr = (y["reward"] or 0.0) - (x["reward"] or 0.0)
+        if fb > fa or (fb == fa and dr >= REWARD_EPS):
+            improved.append(entry)
+        elif fb < fa or (fb == fa and dr <= -REWARD_EPS):
+            regressed.append(entry)
+    used = {s for s in transitions} | {t for row in transitions.values() for t in row}
+    return {
+        "a": _describe(a),
+        "b": _describe(b),
+        "common_problems": len(common),
+        "only_a": [pid for pid in ids_a if pid not in common_set],
+        "only_b": [pid for pid in ids_b if pid not in common_set],
+        "ks": ks,
+        "warnings": _settings_warnings(a, b),
+        "rates": rates,
+        "improved": improved,
+        "regressed": regressed,
+        "transition_stages": [s for s in STAGES if s in used],
+        "transitions": {s: dict(row) for s, row in transitions.items()},
+        "metrics_a": {k: v for k, v in ma.items() if k != "per_problem"},
+        "metrics_b": {k: v for k, v in mb.items() if k != "per_problem"},
+    }
+
+
+def _describe(run: LoadedRun) -> dict[str, Any]:
+    s = run.summary
+    return {
+        "name": run.name,
+        "path": str(run.path),
+        "model": (s.get("model") or {}).get("spec") or (s.get("settings") or {}).get("model"),
+        "status": s.get("status"),
+        "settings": s.get("settings"),
+    }
+
+
+# -- printing ---------------------------------------------------------------------------------------
+
+
+def _cell(value: float | None, kind: str, delta: bool = False) -> str:
+    if value is None:
+        return "–"
+    if kind == "rate":
+        return f"{100 * value:+.1f} pp" if delta else f"{100 * value:.1f}%"
+    return f"{value:+.3f}" if delta else f"{value:.3f}"
+
+
+def format_table(c: dict[str, Any]) -> str:
+    """The comparison as plain-text tables."""
+    lines = [
+        f"A: {c['a']['name']} ({c['a']['model']})",
+        f"B: {c['b']['name']} ({c['b']['model']})",
+        f"{c['common_problems']} problems in common"
+        + (
+            f"; left out: {len(c['only_a'])} only in A, {len(c['only_b'])} only in B"
+            if c["only_a"] or c["only_b"]
+            else ""
+        ),
+    ]
+    lines += [f"warning: {w}" for w in c["warnings"]]
+    width = max(len(r["metric"]) for r in c["rates"]) + 2
+    lines.append("")
+    lines.append(f"{'metric':<{width}}{'A':>10}{'B':>10}{'B - A':>12}")
+    for r in c["rates"]:
+        lines.append(
+            f"{r['metric']:<{width}}{_cell(r['a'], r['kind']):>10}{_cell(r['b'], r['kind']):>10}"
+            f"{_cell(r['delta'], r['kind'], True):>12}"
+        )
+    stages = c["transition_stages"]
+    if stages:
+        lines.append("")
+        lines.append("stage transitions (rows: A's majority stage, columns: B's)")
+        w = max(len(s) for s in stages) + 2
+        lines.append(" " * w + "".join(f"{s:>{w}}" for s in stages))
+        for s in stages:
+            row = c["transitions"].get(s, {})
+            lines.append(f"{s:<{w}}" + "".join(f"{row.get(t, 0) or '.':>{w}}" for t in stages))
+    for title, items in (("improved in B", c["improved"]), ("regressed in B", c["regressed"])):
+        lines.append("")
+        lines.append(f"{title}: {len(items)}")
+        for p in items[:50]:
+            lines.append(
+                f"  {p['id']}: passed {p['a_passed']}/{p['a_n']} -> {p['b_passed']}/{p['b_n']}, "
+                f"reward {_cell(p['a_reward'], 'value')} -> {_cell(p['b_reward'], 'value')}, "
+                f"{p['a_stage']} -> {p['b_stage']}"
+            )
+        if len(items) > 50:
+            lines.append(f"  ... {len(items) - 50} more in compare.json")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m eval.compare", description=__doc__.split("\n\n")[0])
+    ap.add_argument("a", help="baseline run (directory or name under EVAL_OUTPUT_DIR)")
+    ap.add_argument("b", help="run compared with it")
+    ap.add_argument("--out", type=Path, default=None, help="directory for compare.json and compare.html")
+    args = ap.parse_args(argv)
+    root = os.environ.get("EVAL_OUTPUT_DIR") or "eval_runs"
+    try:
+        a, b = load_run(args.a, root), load_run(args.b, root)
+    except (RunNotFound, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        c = compare(a, b)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = args.out or a.path.parent / f"compare_{a.name}__{b.name}"
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "compare.json", c)
+    (out / "compare.html").write_text(render_compare(c), encoding="utf-8")
+    print(format_table(c))
+    print(f"\nwrote {out / 'compare.json'} and {out / 'compare.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

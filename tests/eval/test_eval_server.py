@@ -1,0 +1,153 @@
+"""The server backend against scripts/serve_transformers.py run as a real subprocess, and against a
+scripted HTTP server playing overload, refusals and llama-server's answer shape."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from eval.backends.server import ServerBackend, ServerError
+from eval.config import EvalConfig
+
+from .conftest import ScriptedServer, eval_problems, llama_server_answer, run_eval
+
+
+def test_serve_transformers_speaks_the_openai_chat_api(served_tiny):
+    models = httpx.get(f"{served_tiny}/models").json()
+    assert models["object"] == "list" and models["data"][0]["id"] == "tiny-served"
+    body = {
+        "model": "tiny-served",
+        "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
+        "n": 3, "temperature": 0.9, "max_tokens": 6, "seed": 7,
+    }  # fmt: skip
+    first = httpx.post(f"{served_tiny}/chat/completions", json=body, timeout=60).json()
+    again = httpx.post(f"{served_tiny}/chat/completions", json=body, timeout=60).json()
+    assert first["object"] == "chat.completion" and len(first["choices"]) == 3
+    assert [c["index"] for c in first["choices"]] == [0, 1, 2]
+    assert all(
+        c["message"]["role"] == "assistant" and c["finish_reason"] in ("stop", "length")
+        for c in first["choices"]
+    )
+    assert [c["message"]["content"] for c in first["choices"]] == [
+        c["message"]["content"] for c in again["choices"]
+    ]
+    assert 0 < first["usage"]["completion_tokens"] <= 18 and first["usage"]["prompt_tokens"] > 0
+
+    text = first["choices"][0]["message"]["content"]
+    stop = text.strip()[:1]
+    if stop:  # a stop string cuts the text before it
+        cut = httpx.post(
+            f"{served_tiny}/chat/completions", json={**body, "n": 1, "stop": [stop]}, timeout=60
+        ).json()["choices"][0]
+        assert stop not in cut["message"]["content"] and cut["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"stream": True}, "stream"),
+        ({"n": 0}, "n:"),
+        ({"top_k": 5}, "top_k"),
+        ({"messages": []}, "messages"),
+        ({"max_tokens": 100000}, "limit"),
+    ],
+)
+def test_serve_transformers_refuses_what_it_does_not_do(served_tiny, patch, message):
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, **patch}
+    r = httpx.post(f"{served_tiny}/chat/completions", json=body, timeout=60)
+    assert r.status_code == 400 and message in r.json()["error"]["message"]
+
+
+def test_eval_through_the_server_backend(served_tiny, problems_file, tmp_path):
+    out = tmp_path / "runs"
+    argv = ["--backend", "server", "--data", str(problems_file), "--output-dir", str(out), "--n", "2",
+            "--temperature", "0.7", "--max-tokens", "10", "--concurrency", "3"]  # fmt: skip
+    code, path = run_eval(argv, {"OPENAI_BASE_URL": served_tiny})
+    assert code == 0 and path is not None and path.name.startswith("tiny-served_")
+    rows = [json.loads(line) for line in (path / "results.jsonl").open()]
+    assert len(rows) == 6 and {r["sample"] for r in rows} == {0, 1}
+    assert all(0 < (r["completion_tokens"] or 0) <= 10 for r in rows)
+    s = json.loads((path / "summary.json").read_text())
+    assert s["status"] == "complete" and s["model"]["backend"] == "server"
+    assert s["model"]["spec"] == "tiny-served" and s["model"]["base_url"] == served_tiny
+    assert s["counts"]["samples"] == 6 and s["settings"]["temperature"] == 0.7
+    assert "OPENAI_API_KEY" not in json.dumps(s)
+    assert (path / "report.html").exists()
+
+    # the same samples again with one n=2 request per problem (vLLM and serve_transformers batch it)
+    code, batched = run_eval([*argv, "--server-batch-n", "1"], {"OPENAI_BASE_URL": served_tiny})
+    assert code == 0 and len((batched / "results.jsonl").read_text().splitlines()) == 6
+
+
+def _cfg(base_url: str, **kw) -> EvalConfig:
+    return EvalConfig.from_sources(
+        {"EVAL_BACKEND": "server", "OPENAI_BASE_URL": base_url, "EVAL_RETRIES": "3", "EVAL_MAX_TOKENS": "20"},
+        kw,
+    )
+
+
+def test_retries_with_backoff_after_overload_then_reads_llama_server_answers():
+    def respond(count, body):
+        if count <= 2:
+            return (
+                503,
+                {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}},
+                {"Retry-After": "0"},
+            )
+        assert "n" not in body and body["seed"] >= 100 and body["max_tokens"] == 20
+        assert body["top_k"] == 0 and body["model"] == "scripted"  # EVAL_EXTRA_BODY is merged in
+        return 200, llama_server_answer(f"```ocaml\nlet f x = {body['seed']}\n```"), {}
+
+    with ScriptedServer(respond, loading_answers=1) as server:
+        backend = ServerBackend(_cfg(server.base_url, extra_body='{"top_k": 0}'))
+        assert backend.model == "scripted" and server.model_calls == 2  # waited out the 503, took the first
+        out = backend.generate(
+            [[{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]], 2, seed=100
+        )
+    assert backend.retried == 2 and len(server.calls) == 6
+    assert [[g.text.split("= ")[1][:3] for g in group] for group in out] == [["100", "101"], ["102", "103"]]
+    assert all(g.finish_reason == "stop" and g.completion_tokens == 7 for group in out for g in group)
+
+
+def test_llama_server_refusing_n_gives_the_fix_and_hard_errors_are_not_retried():
+    def respond(count, body):
+        if body.get("n", 1) != 1:
+            return 500, {"error": {"code": 500, "message": "Only one completion choice is allowed"}}, {}
+        return 404, {"error": {"message": "model 'x' not found"}}, {}
+
+    with ScriptedServer(respond) as server:
+        batched = ServerBackend(_cfg(server.base_url, server_batch_n="1", n="2", model="x"))
+        with pytest.raises(ServerError, match="EVAL_SERVER_BATCH_N=0"):
+            batched.generate([[{"role": "user", "content": "a"}]], 2, seed=0)
+        plain = ServerBackend(_cfg(server.base_url, model="x"))
+        with pytest.raises(ServerError, match="HTTP 404"):
+            plain.generate([[{"role": "user", "content": "a"}]], 1, seed=0)
+        assert len(server.calls) == 2 and plain.retried == 0
+
+
+def test_a_crash_mid_eval_keeps_what_was_done(problems_file, tmp_path):
+    """The server dies (answers 400) after the first problem's samples: the run is marked failed, and
+    results.jsonl, summary.json and report.html hold the finished problem."""
+
+    def respond(count, body):
+        if count <= 2:
+            return 200, llama_server_answer("```ocaml\nlet twice x = x + x\n```"), {}
+        return 400, {"error": {"message": "the server went away"}}, {}
+
+    with ScriptedServer(respond) as server:
+        code, path = run_eval(
+            ["--backend", "server", "--data", str(problems_file), "--output-dir", str(tmp_path), "--n", "2",
+             "--temperature", "0.5", "--batch-size", "1", "--concurrency", "1"],
+            {"OPENAI_BASE_URL": server.base_url},
+        )  # fmt: skip
+    assert code == 1 and path is not None
+    rows = [json.loads(line) for line in (path / "results.jsonl").open()]
+    first = eval_problems()[0]["id"]
+    assert [(r["problem_id"], r["sample"]) for r in rows] == [(first, 0), (first, 1)]
+    s = json.loads((path / "summary.json").read_text())
+    assert s["status"] == "failed" and "the server went away" in s["error"]
+    assert s["counts"]["problems_done"] == 1 and s["counts"]["samples"] == 2
+    html = (path / "report.html").read_text()
+    assert "failed" in html and first in html
