@@ -13,6 +13,7 @@ Infrastructure failures (sandbox start, missing tools) are retried, then reporte
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import secrets
@@ -27,10 +28,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .compile_server import CompileServer, ServerFailure, ServerUnavailable, ocaml_identity, server_binary
 from .extract import extract_code
 from .harness import HarnessNames, assemble_candidate, nonce_unit_source, read_report, tests_source
 from .ocaml_source import SignatureError, first_error, phrases_from_parsetree
-from .sandbox import MODES, Limits, Sandbox, SandboxError
+from .sandbox import MODES, Limits, RunResult, Sandbox, SandboxError
 from .scoring import (
     COMPILE_FAILED_AFTER_TYPECHECK,
     COMPILE_OK,
@@ -46,6 +48,14 @@ from .style import DEGENERATE_PENALTY, degenerate_reasons, style_penalty
 
 if TYPE_CHECKING:
     from ..problems import Problem
+
+log = logging.getLogger(__name__)
+
+# A compile-server job still running after this long is handed to a per-process ocamlc, whose verdict
+# stands (compile bombs): short enough that the per-process limit (compile_timeout_s) still bounds the
+# whole, long enough that no ordinary compile (tens of milliseconds) ever reaches it.
+SERVER_JOB_DEADLINE_S = 1.5
+SERVER_RETRY_AFTER_S = 60.0  # after a server that would not start, compile per process this long
 
 
 class OCamlNotFound(RuntimeError):
@@ -68,6 +78,7 @@ class VerifierConfig:
     test_budget_s: float = 3.0  # all runs of one completion's tests together
     memory_mb: int = 512
     retries: int = 2  # extra attempts after an infrastructure failure
+    compile_server: bool = True  # persistent sandboxed compiler per worker (compile_server.py)
 
     def __post_init__(self) -> None:
         if self.sandbox not in MODES:
@@ -93,18 +104,22 @@ class VerifierConfig:
             except ValueError:
                 raise ValueError(f"{var}={raw!r}: expected a {kind.__name__}") from None
 
-        native = env.get("VERIFIER_NATIVE", "0")
-        if native not in ("0", "1"):
-            raise ValueError(f"VERIFIER_NATIVE={native!r}: expected 0 or 1")
+        def flag(var: str, default: str) -> bool:
+            raw = env.get(var, "") or default
+            if raw not in ("0", "1"):
+                raise ValueError(f"{var}={raw!r}: expected 0 or 1")
+            return raw == "1"
+
         return VerifierConfig(
             sandbox=env.get("VERIFIER_SANDBOX", "bwrap") or "bwrap",
             jobs=int(num("VERIFIER_JOBS", 0, int)),
-            native=native == "1",
+            native=flag("VERIFIER_NATIVE", "0"),
             compile_timeout_s=num("VERIFIER_COMPILE_TIMEOUT", 5.0),
             run_timeout_s=num("VERIFIER_RUN_TIMEOUT", 1.0),
             test_budget_s=num("VERIFIER_TEST_BUDGET", 3.0),
             memory_mb=int(num("VERIFIER_MEMORY_MB", 512, int)),
             retries=int(num("VERIFIER_RETRIES", 2, int)),
+            compile_server=flag("VERIFIER_COMPILE_SERVER", "1"),
         )
 
 
@@ -121,6 +136,18 @@ class _CodeVerdict:
     error: str | None = None
     type_errors: int = 0
     full_definition: bool = False
+
+
+@dataclass
+class _Worker:
+    """What one worker thread owns: a job directory, reused job after job (it holds the nonce unit,
+    compiled once), and its compile server (None: compile per process)."""
+
+    work: Path
+    nonce_files: tuple[str, str]  # the compiled nonce unit (.cmi, .cmo), kept between jobs
+    server: CompileServer | None = None
+    server_retry_at: float = 0.0
+    ready: bool = False  # the nonce unit is compiled
 
 
 def find_ocaml(native: bool = False) -> dict[str, str]:
@@ -151,11 +178,26 @@ class Verifier:
         self._problem_cache: dict[str, str | None] = {}
         self._lock = threading.Lock()
         self.infra_failures = 0
-        self.stats: Counter[str] = Counter()  # verified: (problem, code) pairs compiled and run
+        # verified: (problem, code) pairs compiled and run; compile_fallbacks: compile-server jobs
+        # redone per process
+        self.stats: Counter[str] = Counter()
         self._scratch = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        # One directory for all the workers' job directories: created once, removed by close().
+        self._root = Path(tempfile.mkdtemp(prefix="ocaml-verify-", dir=self._scratch))
+        self._local = threading.local()
+        self._workers: list[_Worker] = []
+        self._server_binary: Path | None = None
+        self._server_identity: tuple[str, str] = ("", "")
+        self._server_checked = False
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        with self._lock:
+            workers, self._workers = self._workers, []
+        for w in workers:
+            if w.server is not None:
+                w.server.shutdown()
+        shutil.rmtree(self._root, ignore_errors=True)
 
     def __enter__(self) -> Verifier:
         return self
@@ -251,67 +293,96 @@ class Verifier:
             return _CodeVerdict(stage="infra_error", error=f"problem {problem.id!r} is invalid: {invalid}")
         sig = problem.signature
         candidate, full, _offset = assemble_candidate(sig, code)
-        with tempfile.TemporaryDirectory(prefix="ocaml-verify-", dir=self._scratch) as tmp:
-            work = Path(tmp)
-            files = self._write_units(work, candidate, problem)
-            build = self._compile(work, ["-o", "prog", *files])
-            if build.timed_out:
-                return _CodeVerdict(stage="timeout", error="compilation timed out", full_definition=full)
-            if build.returncode == 0:
-                return self._run_tests(work / "prog", problem, full)
-            output = build.stdout + build.stderr
-            err = first_error(output)
-            if err is None:
-                # The compiler died without a diagnostic (its own stack or memory limit): we cannot
-                # tell whether the code type-checks, so it earns nothing.
-                return _CodeVerdict(
-                    stage="compile_error",
-                    error=_clip(output.strip() or f"compiler exited with {build.returncode}"),
-                    full_definition=full,
-                )
-            if err.file == "candidate.ml":
-                if err.kind == "syntax":
-                    return _CodeVerdict(stage="syntax_error", error=err.message, full_definition=full)
-                n = self._count_type_errors(work, candidate, err.line)
-                return _CodeVerdict(
-                    stage="type_error",
-                    type_check=type_check_credit(n),
-                    compile=COMPILE_PARTIAL_AFTER_TYPE_ERRORS,
-                    error=err.message,
-                    type_errors=n,
-                    full_definition=full,
-                )
-            if err.file == "tests.ml" and not _LINK_ERROR.search(err.message):
-                # The candidate type-checks alone, but its definition does not fit the problem.
-                return _CodeVerdict(
-                    stage="type_error",
-                    type_check=type_check_credit(1),
-                    compile=COMPILE_PARTIAL_AFTER_TYPE_ERRORS,
-                    error=f"the answer does not match the problem's signature: {err.message}",
-                    type_errors=1,
-                    full_definition=full,
-                )
-            # Type-checked, but the build failed (linking: e.g. a library that is not available).
+        w = self._worker()
+        self._write_units(w, candidate, problem)
+        build = self._compile(w, ["-o", "prog", w.nonce_files[1], "candidate.ml", "tests.ml"])
+        if build.timed_out:
+            return _CodeVerdict(stage="timeout", error="compilation timed out", full_definition=full)
+        if build.returncode == 0:
+            return self._run_tests(w.work / "prog", problem, full)
+        output = build.stdout + build.stderr
+        err = first_error(output)
+        if err is None:
+            # The compiler died without a diagnostic (its own stack or memory limit): we cannot
+            # tell whether the code type-checks, so it earns nothing.
             return _CodeVerdict(
                 stage="compile_error",
-                type_check=TYPE_CHECK_MAX,
-                compile=COMPILE_FAILED_AFTER_TYPECHECK,
-                error=err.message,
+                error=_clip(output.strip() or f"compiler exited with {build.returncode}"),
                 full_definition=full,
             )
+        if err.file == "candidate.ml":
+            if err.kind == "syntax":
+                return _CodeVerdict(stage="syntax_error", error=err.message, full_definition=full)
+            n = self._count_type_errors(w, candidate, err.line)
+            return _CodeVerdict(
+                stage="type_error",
+                type_check=type_check_credit(n),
+                compile=COMPILE_PARTIAL_AFTER_TYPE_ERRORS,
+                error=err.message,
+                type_errors=n,
+                full_definition=full,
+            )
+        if err.file == "tests.ml" and not _LINK_ERROR.search(err.message):
+            # The candidate type-checks alone, but its definition does not fit the problem.
+            return _CodeVerdict(
+                stage="type_error",
+                type_check=type_check_credit(1),
+                compile=COMPILE_PARTIAL_AFTER_TYPE_ERRORS,
+                error=f"the answer does not match the problem's signature: {err.message}",
+                type_errors=1,
+                full_definition=full,
+            )
+        # Type-checked, but the build failed (linking: e.g. a library that is not available).
+        return _CodeVerdict(
+            stage="compile_error",
+            type_check=TYPE_CHECK_MAX,
+            compile=COMPILE_FAILED_AFTER_TYPECHECK,
+            error=err.message,
+            full_definition=full,
+        )
 
-    def _write_units(self, work: Path, candidate: str, problem: Problem) -> list[str]:
-        nonce_file = self.names.nonce_unit.lower() + ".ml"
-        (work / nonce_file).write_text(nonce_unit_source())
-        (work / "candidate.ml").write_text(candidate)
-        (work / "tests.ml").write_text(
+    # -- workers, job directories and the compiler ------------------------------------------------
+
+    def _worker(self) -> _Worker:
+        """This thread's worker, its job directory emptied of the previous job's files.
+
+        The directory is reused (no per-job directory churn) and starts every job holding only the
+        nonce unit, compiled once per worker: `ocamlc -o prog <nonce>.cmo candidate.ml tests.ml`
+        then does what compiling the nonce source every time did, minus one compilation unit."""
+        w: _Worker | None = getattr(self._local, "worker", None)
+        if w is None:
+            work = Path(tempfile.mkdtemp(prefix="worker-", dir=self._root))
+            stem = self.names.nonce_unit.lower()
+            w = _Worker(work=work, nonce_files=(stem + ".cmi", stem + ".cmo"))
+            with self._lock:
+                self._workers.append(w)
+            self._local.worker = w
+        keep = w.nonce_files if w.ready else ()
+        with os.scandir(w.work) as entries:
+            for entry in entries:
+                if entry.name not in keep:
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
+        if not w.ready:
+            source = self.names.nonce_unit.lower() + ".ml"
+            (w.work / source).write_text(nonce_unit_source())
+            r = self._compile(w, ["-c", source])
+            if r.returncode != 0 or not all((w.work / f).is_file() for f in w.nonce_files):
+                raise SandboxError(f"the harness's nonce unit did not compile: {_clip(r.stdout + r.stderr)}")
+            (w.work / source).unlink()
+            w.ready = True
+        return w
+
+    def _write_units(self, w: _Worker, candidate: str, problem: Problem) -> None:
+        (w.work / "candidate.ml").write_text(candidate)
+        (w.work / "tests.ml").write_text(
             tests_source(self.names, [problem.signature.name], list(problem.tests))
         )
-        return [nonce_file, "candidate.ml", "tests.ml"]
 
-    def _compile(self, work: Path, args: list[str]):
-        compiler = self.tools["ocamlopt"] if self.config.native else self.tools["ocamlc"]
-        lim = Limits(
+    def _compile_limits(self) -> Limits:
+        return Limits(
             wall_s=self.config.compile_timeout_s,
             cpu_s=max(1, int(self.config.compile_timeout_s)),
             memory_mb=max(1024, self.config.memory_mb),
@@ -319,13 +390,48 @@ class Verifier:
             open_files=256,
             tmpfs_mb=64,
         )
-        return self.sandbox.compile([compiler, "-w", "-a", *args], work, lim)
 
-    def _count_type_errors(self, work: Path, candidate: str, first_line: int | None) -> int:
+    def _compile(self, w: _Worker, args: list[str]) -> RunResult:
+        """`ocamlc -w -a <args>` in the worker's directory: through its compile server when there is
+        one, else (or when the server cannot vouch for its answer) in a fresh sandboxed process."""
+        compiler = self.tools["ocamlopt"] if self.config.native else self.tools["ocamlc"]
+        argv = [compiler, "-w", "-a", *args]
+        server = self._server(w)
+        if server is not None:
+            try:
+                return server.compile(argv, min(SERVER_JOB_DEADLINE_S, self.config.compile_timeout_s))
+            except ServerUnavailable as e:
+                log.warning("verifier compile server: %s; compiling per process for a while", e)
+                w.server_retry_at = time.monotonic() + SERVER_RETRY_AFTER_S
+            except ServerFailure:
+                pass
+            with self._lock:
+                self.stats["compile_fallbacks"] += 1
+        return self.sandbox.compile(argv, w.work, self._compile_limits())
+
+    def _server(self, w: _Worker) -> CompileServer | None:
+        if not self.config.compile_server or self.config.native or time.monotonic() < w.server_retry_at:
+            return None
+        if w.server is None:
+            with self._lock:
+                if not self._server_checked:
+                    self._server_checked = True
+                    binary = server_binary(self.tools["ocamlc"])
+                    ident = ocaml_identity(self.tools["ocamlc"]) if binary else None
+                    self._server_binary = binary if ident else None
+                    self._server_identity = ident or ("", "")
+            if self._server_binary is None:
+                return None
+            w.server = CompileServer(
+                self.sandbox, self._server_binary, w.work, self._compile_limits(), self._server_identity
+            )
+        return w.server
+
+    def _count_type_errors(self, w: _Worker, candidate: str, first_line: int | None) -> int:
         """Count independent type errors: replace the phrase holding each error by stubs of the names
         it binds (`let f = Obj.magic ()`, same line count) and type-check again, up to the table's cap.
         OCaml stops at the first error of a unit, so without this every wrong unit would count 1."""
-        dump = self._compile(work, ["-stop-after", "parsing", "-dparsetree", "candidate.ml"])
+        dump = self._compile(w, ["-stop-after", "parsing", "-dparsetree", "candidate.ml"])
         phrases = phrases_from_parsetree(dump.stdout + dump.stderr)
         errors, line, src = 1, first_line, candidate
         stubbed: set[int] = set()
@@ -339,8 +445,8 @@ class Verifier:
             lines_in_phrase = src[p.start : p.end].count("\n")
             src = src[: p.start] + stub + "\n" * lines_in_phrase + " " * 0 + src[p.end :]
             phrases = _shift(phrases, idx, len(stub) + lines_in_phrase - (p.end - p.start))
-            (work / "candidate.ml").write_text(src)
-            check = self._compile(work, ["-stop-after", "typing", "-c", "candidate.ml"])
+            (w.work / "candidate.ml").write_text(src)
+            check = self._compile(w, ["-stop-after", "typing", "-c", "candidate.ml"])
             if check.returncode == 0 or check.timed_out:
                 break
             err = first_error(check.stdout + check.stderr)
@@ -416,23 +522,20 @@ class Verifier:
         if not problem.tests:
             return "it has no tests"
         stub, _full, _ = assemble_candidate(sig, 'failwith "stub"')
-        with tempfile.TemporaryDirectory(prefix="ocaml-problem-", dir=self._scratch) as tmp:
-            work = Path(tmp)
-            files = self._write_units(work, stub, problem)
-            for attempt in range(self.config.retries + 1):
-                try:
-                    r = self._compile(work, ["-c", *files])
-                    break
-                except SandboxError:
-                    if attempt == self.config.retries:
-                        raise
-            if r.returncode == 0:
-                return None
-            err = first_error(r.stdout + r.stderr)
-            where = "its prompt's code" if err and err.file == "candidate.ml" else "its test code"
-            return (
-                f"{where} does not compile against its signature: {err.message if err else _clip(r.stderr)}"
-            )
+        for attempt in range(self.config.retries + 1):
+            try:
+                w = self._worker()
+                self._write_units(w, stub, problem)
+                r = self._compile(w, ["-c", "candidate.ml", "tests.ml"])
+                break
+            except SandboxError:
+                if attempt == self.config.retries:
+                    raise
+        if r.returncode == 0:
+            return None
+        err = first_error(r.stdout + r.stderr)
+        where = "its prompt's code" if err and err.file == "candidate.ml" else "its test code"
+        return f"{where} does not compile against its signature: {err.message if err else _clip(r.stderr)}"
 
 
 _LINK_ERROR = re.compile(

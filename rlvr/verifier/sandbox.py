@@ -120,6 +120,10 @@ class Sandbox:
                 RuntimeWarning,
                 stacklevel=2,
             )
+        self._compile_binds: list[str] = []
+        for d in ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/etc/alternatives", "/nix/store"):
+            if os.path.exists(d):
+                self._compile_binds += ["--ro-bind", d, d]
         self.ocamlrun = ocamlrun or _tool("ocamlrun")
         self._run_binds = _library_binds(os.path.realpath(self.ocamlrun)) if self.ocamlrun else []
 
@@ -140,8 +144,9 @@ class Sandbox:
             "--",
         ]
 
-    def _bwrap_common(self, lim: Limits, status_fd: int) -> list[str]:
+    def _bwrap_common(self, lim: Limits, status_fd: int | None) -> list[str]:
         assert self.bwrap
+        status = ["--json-status-fd", str(status_fd)] if status_fd is not None else []
         return [
             self.bwrap,
             "--unshare-all",
@@ -157,8 +162,7 @@ class Sandbox:
             "65534",
             "--gid",
             "65534",
-            "--json-status-fd",
-            str(status_fd),
+            *status,
             "--dev",
             "/dev",
             "--size",
@@ -175,18 +179,46 @@ class Sandbox:
         if self.mode == "rlimit":
             return self._launch(self._rlimit_prefix(lim) + argv, lim, cwd=workdir)
         status_r, status_w = os.pipe()
-        binds: list[str] = []
-        for d in ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/etc/alternatives", "/nix/store"):
-            if os.path.exists(d):
-                binds += ["--ro-bind", d, d]
         cmd = (
             self._rlimit_prefix(lim)
             + self._bwrap_common(lim, status_w)
-            + binds
+            + self._compile_binds
             + ["--bind", str(workdir), "/w", "--chdir", "/w", "--"]
             + argv
         )
         return self._launch(cmd, lim, status_fds=(status_r, status_w))
+
+    def start_server(
+        self, binary: Path, inside: str, args: list[str], workdir: Path, lim: Limits
+    ) -> subprocess.Popen:
+        """Start a long-lived compiler process (the compile server) under exactly the isolation and
+        limits of `compile`: the same read-only binds, `workdir` read-write at /w as its only writable
+        host directory, the same rlimits; `binary` is bound read-only at `inside`. Its stdin and stdout
+        are pipes to the caller; the caller owns its lifetime (kill its process group)."""
+        if self.mode == "rlimit":
+            cmd = [*self._rlimit_prefix(lim), str(binary), *args]
+            cwd: Path | None = workdir
+        else:
+            cmd = (
+                self._rlimit_prefix(lim)
+                + self._bwrap_common(lim, None)
+                + self._compile_binds
+                + ["--ro-bind", str(binary), inside]
+                + ["--bind", str(workdir), "/w", "--chdir", "/w", "--", inside, *args]
+            )
+            cwd = None
+        try:
+            return subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=cwd,
+                env={"PATH": "/usr/bin:/bin"} if self.mode == "rlimit" else {},
+                start_new_session=True,
+            )
+        except OSError as e:
+            raise SandboxError(f"could not start {cmd[0]}: {e}") from e
 
     def run_bytecode(
         self, program: Path, lim: Limits, stdin: bytes = b"", marker: str | None = None

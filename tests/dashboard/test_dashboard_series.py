@@ -93,7 +93,9 @@ def test_big_file_first_view_is_a_sample_with_the_exact_last_line(tmp_path: Path
     assert end == p.stat().st_size
 
 
-def test_big_file_payload_becomes_exact_after_background_load(tmp_path: Path, write_lines, monkeypatch) -> None:
+def test_big_file_payload_becomes_exact_after_background_load(
+    tmp_path: Path, write_lines, monkeypatch
+) -> None:
     import dashboard.series as series_mod
 
     monkeypatch.setattr(series_mod, "SYNC_LOAD_BYTES", 0)

@@ -1,0 +1,287 @@
+"""Reward throughput: the verifier against a naive harness on a fixed corpus (`make bench-reward`).
+
+On the committed corpus bench/reward_corpus.jsonl (bench/make_reward_corpus.py), in one run, each
+repetition times, back to back and in a rotating order (the machines are shared and noisy):
+- verifier: `Verifier.score_batch` with the sandbox on and the default pool (one worker per core),
+  in batches of `--batch` completions (a GRPO step: 8 prompts x 8 completions), a fresh Verifier each
+  repetition (so its problem checks, compile-server start-up and nonce unit are paid for);
+- verifier, compile server off: the same with VERIFIER_COMPILE_SERVER=0 (one ocamlc process per job);
+- naive: what a naive harness does, serially and without a sandbox: one file with the same assembled
+  candidate and the tests as `let () = assert (...)`, `ocamlc -c`, `ocamlc -o`, run under a timeout
+  equal to the verifier's test budget;
+- floor: a bare `ocamlc -c` of each assembled candidate file, as many processes in parallel as the
+  verifier has workers: less work than either (no tests, no link, no run), the floor the compiler's
+  start-up cost puts under any per-process method.
+It prints completions/second (median over `--reps`), the ratios, the verifier's stage counts, and
+whether the two verifier paths gave identical Outcomes (they must, apart from wall-clock-dependent
+timeouts).
+
+    PYTHONPATH=. .venv/bin/python scripts/bench_reward.py [--reps 3] [--batch 64] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from rlvr.problems import Problem
+from rlvr.verifier import Outcome, Verifier, VerifierConfig
+from rlvr.verifier.extract import extract_code
+from rlvr.verifier.harness import assemble_candidate
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "bench" / "reward_corpus.jsonl"
+
+Item = tuple[Problem, str]
+
+
+def load_corpus(
+    path: Path, limit: int | None = None, skip: tuple[str, ...] = ()
+) -> tuple[list[Item], Counter]:
+    """(problem, completion) pairs of the corpus (without the kinds in `skip`), and the count per kind."""
+    items: list[Item] = []
+    kinds: Counter = Counter()
+    with open(path) as f:
+        for line in f:
+            row = json.loads(line)
+            if row["kind"] in skip:
+                continue
+            p = row["problem"]
+            items.append(
+                (Problem(id=p["id"], prompt=p["prompt"], tests=tuple(p["tests"])), row["completion"])
+            )
+            kinds[row["kind"]] += 1
+            if limit and len(items) >= limit:
+                break
+    return items, kinds
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of all its waited-for descendants (sandboxes, servers, compilers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def machine() -> dict[str, str]:
+    """What the numbers were measured on."""
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    ocaml = subprocess.run(["ocamlc", "-version"], capture_output=True, text=True).stdout.strip()
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "ocaml": ocaml,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+# -- the methods ------------------------------------------------------------------------------------
+
+
+def run_verifier(
+    items: list[Item], config: VerifierConfig, batch: int
+) -> tuple[float, list[Outcome], Counter]:
+    """Seconds to score everything with a fresh Verifier, the outcomes, and the verifier's stats."""
+    start = time.perf_counter()
+    with Verifier(config) as v:
+        outcomes: list[Outcome] = []
+        for i in range(0, len(items), batch):
+            outcomes += v.score_batch(items[i : i + batch])
+        stats = Counter(v.stats)
+    return time.perf_counter() - start, outcomes, stats
+
+
+def naive_source(problem: Problem, completion: str) -> str:
+    """One file: the candidate as the verifier assembles it, then each test as an assertion."""
+    candidate, _full, _ = assemble_candidate(problem.signature, extract_code(completion).code)
+    return candidate + "".join(f"let () = assert ({t})\n" for t in problem.tests)
+
+
+NAIVE_RUN_S = [0.0]  # of the naive harness's time, how much went to running the test programs
+
+
+def run_naive(items: list[Item], timeout_s: float) -> float:
+    """Seconds for the naive harness: per completion a temporary directory, `ocamlc -c`, `ocamlc -o`,
+    then the program under a timeout; serial; no sandbox."""
+    start = time.perf_counter()
+    NAIVE_RUN_S[0] = 0.0
+    for problem, completion in items:
+        with tempfile.TemporaryDirectory(prefix="naive-") as d:
+            Path(d, "main.ml").write_text(naive_source(problem, completion))
+            if subprocess.run(["ocamlc", "-c", "main.ml"], cwd=d, capture_output=True).returncode:
+                continue
+            if subprocess.run(["ocamlc", "-o", "main", "main.cmo"], cwd=d, capture_output=True).returncode:
+                continue
+            t = time.perf_counter()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                subprocess.run(["ocamlrun", "./main"], cwd=d, capture_output=True, timeout=timeout_s)
+            NAIVE_RUN_S[0] += time.perf_counter() - t
+    return time.perf_counter() - start
+
+
+def run_floor(files: list[str], jobs: int) -> float:
+    """Seconds for `ocamlc -w -a -c` of every candidate file, `jobs` processes at a time."""
+
+    def one(path: str) -> None:
+        subprocess.run(
+            ["ocamlc", "-w", "-a", "-c", os.path.basename(path)],
+            cwd=os.path.dirname(path),
+            capture_output=True,
+        )
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(one, files))
+    return time.perf_counter() - start
+
+
+def write_floor_files(items: list[Item], root: str) -> list[str]:
+    files = []
+    for n, (problem, completion) in enumerate(items):
+        d = os.path.join(root, f"c{n:04d}")
+        os.makedirs(d)
+        candidate, _full, _ = assemble_candidate(problem.signature, extract_code(completion).code)
+        path = os.path.join(d, "candidate.ml")
+        Path(path).write_text(candidate)
+        files.append(path)
+    return files
+
+
+# -- comparison -------------------------------------------------------------------------------------
+
+
+def verdict(o: Outcome) -> tuple:
+    """The fields that must not depend on the compile path."""
+    return (o.stage, o.total_reward, o.type_check, o.compile, o.tests, o.tests_passed, o.type_errors, o.error)
+
+
+def differences(a: list[Outcome], b: list[Outcome]) -> list[tuple[int, tuple, tuple]]:
+    """Outcomes that differ between two runs, ignoring those where either timed out (wall-clock)."""
+    return [
+        (i, verdict(x), verdict(y))
+        for i, (x, y) in enumerate(zip(a, b))
+        if verdict(x) != verdict(y) and "timeout" not in (x.stage, y.stage)
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--corpus", default=str(CORPUS))
+    ap.add_argument("--reps", type=int, default=3, help="repetitions; medians are reported")
+    ap.add_argument("--batch", type=int, default=64, help="completions per score_batch call")
+    ap.add_argument("--limit", type=int, default=None, help="only the first N completions")
+    ap.add_argument("--skip-kinds", default="", help="comma-separated corpus kinds to leave out, e.g. loop")
+    ap.add_argument("--methods", default="server,per-process,naive,floor")
+    ap.add_argument("--json", default=None, help="also write the results here")
+    args = ap.parse_args()
+
+    skip = tuple(k for k in args.skip_kinds.split(",") if k)
+    items, kinds = load_corpus(Path(args.corpus), args.limit, skip)
+    base = VerifierConfig.from_env()
+    configs = {
+        "server": VerifierConfig(**{**base.__dict__, "compile_server": True}),
+        "per-process": VerifierConfig(**{**base.__dict__, "compile_server": False}),
+    }
+    jobs = base.jobs or os.cpu_count() or 1
+    methods = [m for m in args.methods.split(",") if m]
+    info = machine()
+    print(f"corpus: {args.corpus}: {len(items)} completions {dict(sorted(kinds.items()))}")
+    print(f"machine: {info['nproc']} cores, {info['cpu']}, OCaml {info['ocaml']}, Python {info['python']}")
+    print(
+        f"verifier: sandbox={base.sandbox} jobs={jobs} batch={args.batch}; naive timeout {base.test_budget_s}s"
+    )
+    print(f"load average before: {os.getloadavg()}")
+
+    # Warm-up, untimed: builds (or finds) the cached compile server, fills the page cache.
+    run_verifier(items[:8], configs["server"], args.batch)
+    floor_root = tempfile.mkdtemp(prefix="bench-floor-")
+    files = write_floor_files(items, floor_root)
+
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    cpu: dict[str, list[float]] = {m: [] for m in methods}
+    naive_run: list[float] = []
+    outcomes: dict[str, list[Outcome]] = {}
+    stats: dict[str, Counter] = {}
+    runners: dict[str, Callable[[], float]] = {}
+    for name in ("server", "per-process"):
+
+        def go(name: str = name) -> float:
+            t, outs, st = run_verifier(items, configs[name], args.batch)
+            outcomes[name], stats[name] = outs, st
+            return t
+
+        runners[name] = go
+    runners["naive"] = lambda: run_naive(items, base.test_budget_s)
+    runners["floor"] = lambda: run_floor(files, jobs)
+    try:
+        for rep in range(args.reps):
+            order = methods[rep % len(methods) :] + methods[: rep % len(methods)]
+            for m in order:
+                c0 = cpu_seconds()
+                t = runners[m]()
+                c = cpu_seconds() - c0
+                times[m].append(t)
+                cpu[m].append(c)
+                if m == "naive":
+                    naive_run.append(NAIVE_RUN_S[0])
+                print(
+                    f"  rep {rep + 1} {m:12s} {t:7.2f} s  {len(items) / t:7.1f} completions/s"
+                    f"  cpu {c * 1000 / len(items):6.1f} ms/completion",
+                    flush=True,
+                )
+    finally:
+        shutil.rmtree(floor_root, ignore_errors=True)
+    print(f"load average after: {os.getloadavg()}")
+
+    rate = {m: len(items) / statistics.median(ts) for m, ts in times.items()}
+    cpu_ms = {m: statistics.median(cs) * 1000 / len(items) for m, cs in cpu.items()}
+    print("\nmedian completions/s (and CPU ms per completion, all processes):")
+    for m in methods:
+        extra = f"  ({rate[m] / rate['naive']:.2f}x naive)" if "naive" in rate and m != "naive" else ""
+        print(f"  {m:12s} {rate[m]:7.1f}  cpu {cpu_ms[m]:6.1f} ms{extra}")
+    if naive_run:
+        share = statistics.median(naive_run) / statistics.median(times["naive"])
+        print(f"  naive: {share:.0%} of its time is spent running the test programs")
+    if "server" in rate and "floor" in rate:
+        print(f"  server / floor: {rate['server'] / rate['floor']:.2f}")
+    if "server" in rate and "per-process" in rate:
+        print(f"  server / per-process: {rate['server'] / rate['per-process']:.2f}")
+    for name, outs in outcomes.items():
+        print(
+            f"\n{name}: stages {dict(Counter(o.stage for o in outs).most_common())}; stats {dict(stats[name])}"
+        )
+    if len(outcomes) == 2:
+        diff = differences(outcomes["server"], outcomes["per-process"])
+        print(f"\nserver vs per-process outcomes: {len(diff)} differences (timeouts excluded)")
+        for i, a, b in diff[:5]:
+            print(f"  #{i}: {a}\n       {b}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(
+                {"machine": info, "completions": len(items), "times_s": times, "rate": rate}, f, indent=1
+            )
+
+
+if __name__ == "__main__":
+    main()
