@@ -17,6 +17,7 @@ from pathlib import Path
 from .config import GRPOTrainConfig
 from .data import DataError, load_problems
 from .envconf import ConfigError
+from .export.merge import model_for_training, note_parent_adapter
 from .models import ModelLoadError, check_loadable, load_tokenizer, resolve_model
 from .prompts import build_messages, pick_few_shot, prompt_token_count
 from .rewards import RewardContext, build_reward_functions
@@ -205,7 +206,8 @@ def main(env: dict[str, str] | None = None) -> int:
     trainer_cls.reward_context = ctx
     try:
         trainer = trainer_cls(
-            model=model_path,
+            # an SFT/GRPO LoRA adapter directory is merged into its base in memory; a new LoRA trains on top
+            model=model_for_training(model_path, "bfloat16" if cfg.bf16 else "float32"),
             reward_funcs=funcs,
             args=args,
             train_dataset=dataset,
@@ -213,6 +215,7 @@ def main(env: dict[str, str] | None = None) -> int:
             peft_config=peft_config(cfg),
             callbacks=[callback],
         )
+        note_parent_adapter(trainer.model, model_path)  # saved adapters record the chain
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         final = run.path / "final"
         trainer.save_model(str(final))

@@ -1,0 +1,209 @@
+"""HF model directory -> GGUF (f16) -> quantised GGUF + Ollama Modelfile:
+`python -m rlvr.export.gguf --model PATH [--quant Q4_K_M] [--out gguf_out/] [--push REPO_ID]`.
+
+Why these steps: llama.cpp, Ollama and LM Studio load GGUF; the converter (vendored
+convert_hf_to_gguf.py, run with this venv's Python) writes 16-bit weights, and llama-quantize shrinks
+them (Q4_K_M: ~3.5x smaller than f16 for a 1.5B model, small quality loss). Both tools come from the
+llama.cpp that `make llama-cpp` builds once (rlvr.export.llama_cpp). A LoRA adapter directory is
+merged first (rlvr.export.merge). Nothing is uploaded unless --push names a hub repository.
+
+Output (in --out): <name>-f16.gguf, <name>-<quant>.gguf, Modelfile (FROM the quantised file),
+export.json (source, files, sizes, seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..models import ModelLoadError, is_adapter_dir, resolve_model
+from . import llama_cpp, modelfile
+from .merge import MergeError, merge
+
+# llama-quantize types worth offering (llama-quantize --help lists more); "f16" = no quantisation.
+QUANTS = (
+    "f16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_0", "Q5_1", "Q4_K_M", "Q4_K_S", "Q4_0", "Q4_1",
+    "Q3_K_M", "Q3_K_S", "Q3_K_L", "Q2_K",
+)  # fmt: skip
+
+
+class ExportError(RuntimeError):
+    """The export cannot proceed; the message names the file or tool and what to do."""
+
+
+def model_dir(spec: str, work: Path) -> Path:
+    """A local HF model directory for `spec`: a path, "bundled", a hub id (downloaded), or an adapter
+    (merged into its base under `work`)."""
+    try:
+        resolved = resolve_model(spec)
+    except ModelLoadError as e:
+        raise ExportError(str(e)) from None
+    path = Path(resolved)
+    if path.exists():
+        if is_adapter_dir(path):
+            print(f"{path} is a LoRA adapter: merging it into its base first", flush=True)
+            try:
+                return merge(path, work / "merged")
+            except MergeError as e:
+                raise ExportError(str(e)) from None
+        return path
+    if spec.startswith(("/", ".", "~")) or spec.count("/") != 1:
+        raise ExportError(
+            f"--model {spec}: no such directory (expected a model or adapter directory, or a hub id)"
+        )
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(resolved))
+    except Exception as e:
+        raise ExportError(
+            f"--model {spec!r} is neither a local directory nor a downloadable hub model: {e}"
+        ) from None
+
+
+def default_name(spec: str, model: Path) -> str:
+    """A file name stem: the model directory's name, with its run's name for `final`/`checkpoint-N`."""
+    if spec in ("", "bundled"):
+        return model.name
+    path = Path(spec.rstrip("/"))
+    if path.name == "final" or path.name.startswith("checkpoint-"):
+        parent = path.resolve().parent
+        parent = parent.parent if parent.name == "checkpoints" else parent
+        return f"{parent.name}-{path.name}"
+    return path.name
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "model"
+
+
+def run_tool(cmd: list[str], what: str) -> None:
+    """Run a conversion tool, streaming nothing; on failure raise with the end of its output."""
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip()[-2500:]
+        raise ExportError(f"{what} failed (status {proc.returncode}): {' '.join(cmd)}\n{tail}")
+
+
+def convert_f16(model: Path, out_file: Path) -> None:
+    """The vendored convert_hf_to_gguf.py, run with this interpreter (its gguf-py comes with it)."""
+    script = llama_cpp.convert_script()
+    run_tool(
+        [sys.executable, str(script), str(model), "--outfile", str(out_file), "--outtype", "f16"],
+        "conversion to GGUF",
+    )
+
+
+def quantize(src: Path, dst: Path, quant: str) -> None:
+    run_tool([str(llama_cpp.binary("llama-quantize")), str(src), str(dst), quant], f"llama-quantize {quant}")
+
+
+def context_length(model: Path) -> int | None:
+    try:
+        config = json.loads((model / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    value = config.get("max_position_embeddings")
+    return int(value) if isinstance(value, int) else None
+
+
+def write_modelfile(model: Path, gguf_file: Path) -> list[str]:
+    """Modelfile beside `gguf_file`; returns warnings (e.g. a chat template that is not ChatML)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    mf, warnings = modelfile.for_model(tokenizer, gguf_file.name, context_length(model))
+    (gguf_file.parent / "Modelfile").write_text(mf.text())
+    return warnings
+
+
+def push(out: Path, repo_id: str, files: list[Path]) -> str:
+    """Upload the GGUF files and the Modelfile to a hub model repository (opt-in, needs HF_TOKEN)."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, repo_type="model", exist_ok=True)
+        for f in [*files, out / "Modelfile"]:
+            api.upload_file(path_or_fileobj=str(f), path_in_repo=f.name, repo_id=repo_id)
+    except Exception as e:
+        raise ExportError(
+            f"push to {repo_id} failed ({type(e).__name__}: {e}); is HF_TOKEN set and valid?"
+        ) from None
+    return f"https://huggingface.co/{repo_id}"
+
+
+def export(
+    spec: str, out: Path, quant: str = "Q4_K_M", name: str | None = None, keep_f16: bool = True
+) -> dict:
+    """Convert, quantise and write the Modelfile; return what export.json records."""
+    if quant not in QUANTS:
+        raise ExportError(f"--quant {quant!r}: expected one of {', '.join(QUANTS)}")
+    llama_cpp.binary("llama-quantize")  # fail before any work if `make llama-cpp` has not run
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="ocamler-export-") as tmp:
+        model = model_dir(spec, Path(tmp))
+        out.mkdir(parents=True, exist_ok=True)
+        name = safe_name(name or default_name(spec, model))
+        f16 = out / f"{name}-f16.gguf"
+        convert_f16(model, f16)
+        files = [f16]
+        final = f16
+        if quant != "f16":
+            final = out / f"{name}-{quant}.gguf"
+            quantize(f16, final, quant)
+            files.append(final)
+        warnings = write_modelfile(model, final)
+    if not keep_f16 and final != f16:
+        f16.unlink()
+        files.remove(f16)
+    info = {
+        "source": spec,
+        "quant": quant,
+        "files": {f.name: f.stat().st_size for f in files},
+        "modelfile": str(out / "Modelfile"),
+        "seconds": round(time.monotonic() - started, 1),
+        "llama_cpp": llama_cpp.version_from_env(),
+        "warnings": warnings,
+    }
+    (out / "export.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rlvr.export.gguf", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="HF model dir, adapter dir, 'bundled' or hub id")
+    parser.add_argument("--quant", default="Q4_K_M", choices=QUANTS, help="llama-quantize type (f16: none)")
+    parser.add_argument("--out", default="gguf_out", help="output directory (default: gguf_out/)")
+    parser.add_argument("--name", default=None, help="file name stem (default: the model directory's name)")
+    parser.add_argument("--no-f16", action="store_true", help="delete the f16 GGUF after quantising")
+    parser.add_argument("--push", metavar="REPO_ID", default=None, help="upload to this hub repo (opt-in)")
+    args = parser.parse_args(argv)
+    try:
+        info = export(args.model, Path(args.out), args.quant, args.name, keep_f16=not args.no_f16)
+        for warning in info["warnings"]:
+            print(f"warning: {warning}", file=sys.stderr)
+        for fname, size in info["files"].items():
+            print(f"{Path(args.out) / fname}  {size / 2**20:.1f} MiB")
+        print(f"{info['modelfile']}  (Ollama: cd {args.out} && ollama create ocaml-model -f Modelfile)")
+        final = list(info["files"])[-1]
+        print(f"serve: make llama-server model={Path(args.out) / final}  ({info['seconds']} s)")
+        if args.push:
+            url = push(Path(args.out), args.push, [Path(args.out) / f for f in info["files"]])
+            print(f"pushed to {url}")
+    except (ExportError, llama_cpp.LlamaCppError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    sys.exit(main())

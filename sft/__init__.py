@@ -1,0 +1,1 @@
+"""Supervised fine-tuning (SFT) on reference solutions, before GRPO: `python -m sft.train` (make sft-train)."""

@@ -1,0 +1,116 @@
+"""SFT settings: one frozen object, parsed from SFT_* environment variables (.envrc documents each).
+
+Mirrors rlvr.config: a `cpu` profile (the bundled SmolLM2-135M, fp32, short sequences) and a `cuda`
+profile (Qwen2.5-Coder-1.5B-Instruct in bf16). BASE_MODEL_ID and the LORA_* variables are shared with
+GRPO on purpose: the usual chain trains one base with SFT, then GRPO. A wrong value stops with a
+message naming the variable before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+from rlvr.config import TRACKERS, LoraSettings
+from rlvr.envconf import ConfigError, Env
+from rlvr.models import BUNDLED, GPU_DEFAULT
+
+
+@dataclass(frozen=True)
+class SFTTrainConfig:
+    profile: str
+    model: str
+    dataset: str  # "bundled" (its train split), a hub id (kiranpg/ocaml-sft-problems) or a local file
+    eval_dataset: str | None  # "bundled" = the bundled eval split; None = no eval loss
+    output_dir: str
+    run_name: str
+    resume: str | None
+    max_steps: int  # -1: train for `epochs`
+    epochs: float
+    learning_rate: float
+    warmup_ratio: float
+    batch_size: int
+    grad_accum: int
+    max_length: int  # prompt + completion tokens; longer examples are dropped, never truncated
+    logging_steps: int
+    eval_steps: int
+    save_steps: int
+    save_total_limit: int
+    seed: int
+    lora: LoraSettings
+    bf16: bool
+    gradient_checkpointing: bool
+    report_to: tuple[str, ...]
+    data_on_error: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_env(env: Mapping[str, str] | None = None, cuda: bool | None = None) -> SFTTrainConfig:
+        e = Env(os.environ if env is None else env)
+        if cuda is None:
+            import torch
+
+            cuda = torch.cuda.is_available()
+        profile = e.choice("SFT_PROFILE", "cuda" if cuda else "cpu", ("cpu", "cuda"))
+        gpu = profile == "cuda"
+        model = e.str("BASE_MODEL_ID", GPU_DEFAULT if gpu else BUNDLED) or BUNDLED
+        max_steps = e.int("SFT_MAX_STEPS", -1)
+        if max_steps == 0 or max_steps < -1:
+            raise ConfigError(
+                f"SFT_MAX_STEPS={max_steps}: expected a positive step count (or unset/-1 for SFT_EPOCHS)"
+            )
+        epochs = e.float("SFT_EPOCHS", 3.0 if gpu else 1.0, 0.0)
+        if epochs <= 0 and max_steps == -1:
+            raise ConfigError(f"SFT_EPOCHS={epochs}: expected a number > 0 (or set SFT_MAX_STEPS)")
+        report = e.list("SFT_REPORT_TO", ["tensorboard"])
+        for r in report:
+            if r not in TRACKERS:
+                raise ConfigError(
+                    f"SFT_REPORT_TO={','.join(report)!r}: {r!r} is not one of {', '.join(TRACKERS)}"
+                )
+        if "tensorboard" not in report and "none" not in report:
+            report = ("tensorboard", *report)
+        bf16 = e.bool("SFT_BF16", gpu)
+        if bf16 and not gpu:
+            raise ConfigError("SFT_BF16=1 needs the cuda profile: CPU training here runs in float32")
+        lora = LoraSettings(
+            enabled=not e.bool("SFT_FULL_FINETUNE", False),
+            r=e.int("LORA_R", 64 if gpu else 16, minimum=1),
+            alpha=e.int("LORA_ALPHA", 128 if gpu else 32, minimum=1),
+            dropout=e.float("LORA_DROPOUT", 0.05, 0.0, 1.0),
+            target_modules=e.list("LORA_TARGET_MODULES", ["all-linear"]),
+        )
+        eval_dataset = e.str("SFT_EVAL_DATASET", "bundled")
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        model_tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", model.rstrip("/").split("/")[-1])[:40]
+        return SFTTrainConfig(
+            profile=profile,
+            model=model,
+            dataset=e.str("SFT_DATASET", "bundled") or "bundled",
+            eval_dataset=None if eval_dataset in (None, "none") else eval_dataset,
+            output_dir=e.str("SFT_OUTPUT_DIR", "sft_runs") or "sft_runs",
+            run_name=e.str("SFT_RUN_NAME", f"{stamp}-{model_tag}") or "",
+            resume=e.str("SFT_RESUME", None),
+            max_steps=max_steps,
+            epochs=epochs,
+            learning_rate=e.float("SFT_LEARNING_RATE", 1e-4 if gpu else 2e-4, 0.0, 1.0),
+            warmup_ratio=e.float("SFT_WARMUP_RATIO", 0.03, 0.0, 0.99),
+            batch_size=e.int("SFT_BATCH_SIZE", 8 if gpu else 4, minimum=1),
+            grad_accum=e.int("SFT_GRAD_ACCUM", 2 if gpu else 1, minimum=1),
+            max_length=e.int("SFT_MAX_LENGTH", 2048 if gpu else 1024, minimum=32),
+            logging_steps=e.int("SFT_LOGGING_STEPS", 1, minimum=1),
+            eval_steps=e.int("SFT_EVAL_STEPS", 50 if gpu else 20, minimum=1),
+            save_steps=e.int("SFT_SAVE_STEPS", 100 if gpu else 50, minimum=1),
+            save_total_limit=e.int("SFT_SAVE_TOTAL_LIMIT", 3, minimum=1),
+            seed=e.int("SFT_SEED", 42),
+            lora=lora,
+            bf16=bf16,
+            gradient_checkpointing=e.bool("SFT_GRADIENT_CHECKPOINTING", gpu),
+            report_to=tuple(r for r in report if r != "none"),
+            data_on_error=e.choice("SFT_DATA_ON_ERROR", "raise", ("raise", "skip")),
+        )

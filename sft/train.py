@@ -1,0 +1,225 @@
+"""Supervised fine-tuning on reference solutions: `python -m sft.train` (make sft-train).
+
+The SFT equivalent of rlvr/train.py, and shaped like it: settings from the environment (sft.config,
+documented in .envrc), the run directory `sft_runs/<run>/` (run.json with kind "sft", metrics.jsonl,
+checkpoints/, tb/, final/ adapter), explicit resume with SFT_RESUME, a checkpoint and a clean stop on
+SIGTERM (`make stop`). TRL's SFTTrainer does the training (LoRA through PEFT, loss on the completion
+tokens only); sft.data builds the rows with the same prompt builder GRPO and evaluation use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from rlvr.callbacks import RunFilesCallback
+from rlvr.data import DataError
+from rlvr.envconf import ConfigError
+from rlvr.export.merge import model_for_training, note_parent_adapter
+from rlvr.models import ModelLoadError, check_loadable, load_tokenizer, resolve_model
+from rlvr.runlog import RunDir, RunDirError, git_commit, latest_checkpoint, now_iso
+from rlvr.train import peft_config, versions
+
+from .config import SFTTrainConfig
+from .data import SFTData, build_split, eval_prompts
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class SFTRunFilesCallback(RunFilesCallback):
+    """RunFilesCallback plus `step_time`: mean seconds per optimizer step since the last logged line."""
+
+    def __init__(self, run: RunDir):
+        super().__init__(run)
+        self._step_started: float | None = None
+        self._step_times: list[float] = []
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._step_started = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._step_started is not None:
+            self._step_times.append(time.monotonic() - self._step_started)
+            self._step_started = None
+        return super().on_step_end(args, state, control, **kwargs)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs and self._step_times:
+            logs["step_time"] = sum(self._step_times) / len(self._step_times)
+            self._step_times.clear()
+        return super().on_log(args, state, control, logs=logs, **kwargs)
+
+
+def build_datasets(cfg: SFTTrainConfig, tokenizer) -> tuple[SFTData, SFTData | None]:
+    """Train rows (train split, decontaminated against the eval prompts) and eval rows (or None)."""
+    held_out = eval_prompts(cfg.eval_dataset or "bundled")
+    train, _ = build_split(cfg.dataset, "train", tokenizer, cfg.max_length, cfg.data_on_error, held_out)
+    print(train.summary(), flush=True)
+    for reason in train.skipped[:5]:
+        print(f"  skipped: {reason}", flush=True)
+    evaluation = None
+    if cfg.eval_dataset:
+        evaluation, _ = build_split(cfg.eval_dataset, "eval", tokenizer, cfg.max_length, cfg.data_on_error)
+        print(evaluation.summary(), flush=True)
+    return train, evaluation
+
+
+def trainer_args(cfg: SFTTrainConfig, run: RunDir, has_eval: bool):
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=str(run.checkpoints),
+        max_steps=cfg.max_steps,
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=cfg.warmup_ratio,  # a float < 1 is a ratio of the total steps (transformers 5)
+        logging_steps=cfg.logging_steps,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=cfg.eval_steps,
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        seed=cfg.seed,
+        bf16=cfg.bf16,
+        use_cpu=cfg.profile == "cpu",
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        report_to=list(cfg.report_to) or "none",
+        run_name=cfg.run_name,
+        max_length=cfg.max_length,
+        completion_only_loss=True,  # the prompt is context, not a target
+        packing=False,
+        model_init_kwargs={"dtype": "bfloat16" if cfg.bf16 else "float32"},
+        push_to_hub=False,
+        disable_tqdm=True,
+    )
+
+
+def build_trainer(
+    cfg: SFTTrainConfig,
+    run: RunDir,
+    tokenizer,
+    model_path: str,
+    train: SFTData,
+    evaluation: SFTData | None,
+    callbacks: list,
+):
+    """The SFTTrainer for this run (LoRA unless SFT_FULL_FINETUNE=1; completion-only loss)."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    trainer = SFTTrainer(
+        model=model_for_training(model_path, "bfloat16" if cfg.bf16 else "float32"),
+        args=trainer_args(cfg, run, has_eval=evaluation is not None),
+        train_dataset=Dataset.from_list(train.rows),
+        eval_dataset=Dataset.from_list(evaluation.rows) if evaluation else None,
+        processing_class=tokenizer,
+        peft_config=peft_config(cfg),
+        callbacks=callbacks,
+    )
+    note_parent_adapter(trainer.model, model_path)  # saved adapters record the chain
+    return trainer
+
+
+def _run_dir_error(e: RunDirError) -> str:
+    # RunDir's messages name the GRPO variables; these are the SFT ones.
+    return str(e).replace("GRPO_RUN_NAME", "SFT_RUN_NAME").replace("GRPO_RESUME", "SFT_RESUME")
+
+
+def main(env: dict[str, str] | None = None) -> int:
+    env = dict(os.environ if env is None else env)
+    try:
+        cfg = SFTTrainConfig.from_env(env)
+    except ConfigError as e:
+        print(f"configuration error: {e}", file=sys.stderr)
+        return 2
+    root = Path(cfg.output_dir)
+    try:
+        if cfg.resume:
+            path = RunDir.resolve_resume(root, cfg.resume)
+            run = RunDir(path.parent, path.name, resume=True, kind="sft")
+        else:
+            run = RunDir(root, cfg.run_name, kind="sft")
+    except RunDirError as e:
+        print(f"error: {_run_dir_error(e)}", file=sys.stderr)
+        return 2
+    print("resolved configuration:\n" + json.dumps(cfg.to_dict(), indent=2, default=str), flush=True)
+    try:
+        model_path = resolve_model(cfg.model)
+        check_loadable(model_path)
+        tokenizer = load_tokenizer(model_path)
+        train, evaluation = build_datasets(cfg, tokenizer)
+    except (ModelLoadError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    resume_from = None
+    if cfg.resume:
+        info = run.read_info()
+        resume_from = latest_checkpoint(run.checkpoints)
+        from_step = int(resume_from.name.split("-")[-1]) if resume_from else 0
+        info.setdefault("resumes", []).append({"at": now_iso(), "from_step": from_step, "pid": os.getpid()})
+        info.update(status="running", pid=os.getpid(), finished_at=None)
+        run.write_info(info)
+        run.write("metrics.jsonl", {"event": "resume", "step": from_step, "time": time.time()})
+        print(f"resuming {run.path} from {resume_from or 'the start (no checkpoint yet)'}", flush=True)
+    else:
+        run.write_info(
+            {
+                "run_name": run.name,
+                "kind": "sft",
+                "status": "running",
+                "started_at": now_iso(),
+                "finished_at": None,
+                "pid": os.getpid(),
+                "config": {**cfg.to_dict(), "model_path": model_path},
+                "model": cfg.model,
+                "dataset": cfg.dataset,
+                "eval_dataset": cfg.eval_dataset,
+                "train_examples": len(train.rows),
+                "eval_examples": len(evaluation.rows) if evaluation else 0,
+                "dropped": {
+                    "unusable": len(train.skipped),
+                    "in_eval_set": train.contaminated,
+                    "too_long": train.too_long + (evaluation.too_long if evaluation else 0),
+                },
+                "versions": versions(),
+                "git_commit": git_commit(REPO),
+                "resumes": [],
+            }
+        )
+    run.point_latest()
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.path / "tb")
+
+    callback = SFTRunFilesCallback(run)
+    callback.install_signal_handlers()
+    try:
+        trainer = build_trainer(cfg, run, tokenizer, model_path, train, evaluation, [callback])
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        step = trainer.state.global_step
+        if evaluation is not None and not callback.stop_requested and step % cfg.eval_steps:
+            trainer.evaluate()  # an eval_loss line for the final weights, unless the last step had one
+        final = run.path / "final"
+        trainer.save_model(str(final))
+        status = "stopped" if callback.stop_requested else "finished"
+        run.update_info(status=status, finished_at=now_iso(), final_model=str(final), steps=step)
+        print(f"{status}: {'adapter' if cfg.lora.enabled else 'model'} saved to {final}", flush=True)
+        print(f"next: GRPO from it with BASE_MODEL_ID={final} make rlvr-train, or merge it with "
+              f"make merge-adapter path={final}", flush=True)  # fmt: skip
+        return 0
+    except BaseException as e:
+        run.update_info(status="failed", finished_at=now_iso(), error=f"{type(e).__name__}: {e}")
+        traceback.print_exc()
+        return 1
+    finally:
+        run.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
