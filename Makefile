@@ -6,7 +6,9 @@ PY := .venv/bin/python
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup test test-fast lint score validate-data rlvr-train stop tensorboard dashboard bench-dashboard eval eval-compare serve-model shell shell-cuda clean
+.PHONY: help setup test test-fast lint score validate-data rlvr-train sft-train stop tensorboard dashboard \
+  eval eval-compare serve-model merge-adapter export-gguf llama-cpp llama-server vllm-server \
+  bench-dashboard bench-reward bench-train shell shell-cuda clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,7 +26,7 @@ test-fast: ## the test suite without tests/slow
 lint: ## ruff
 	@scripts/bootstrap.sh core
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check rlvr sft eval dashboard scripts tests
+	$(PY) -m ruff format --check rlvr sft eval dashboard scripts tests bench
 
 score: ## score completions offline: make score problems=P completions=C [out=O]
 	@scripts/bootstrap.sh core
@@ -41,6 +43,10 @@ rlvr-train: ## GRPO in the background (FOREGROUND=1 attached; GRPO_MONITOR=0 wit
 stop: ## stop the running training (checkpoint first) and the monitors it started
 	@$(PY) -m rlvr.launch stop
 
+sft-train: ## supervised fine-tuning on reference solutions, in the background (FOREGROUND=1 attached)
+	@scripts/bootstrap.sh core
+	@$(PY) -m rlvr.launch start sft
+
 eval: ## evaluate: make eval model=<HF id|dir|adapter dir|bundled> [data=...] [n=...] [k=1,5,10] [limit=...] [backend=server]
 	@scripts/bootstrap.sh core
 	$(PY) -m eval.run $(if $(model),--model "$(model)",) $(if $(data),--data "$(data)",) $(if $(n),--n "$(n)",) \
@@ -54,27 +60,47 @@ serve-model: ## OpenAI-compatible server (transformers) for make eval backend=se
 	@scripts/bootstrap.sh core
 	$(PY) scripts/serve_transformers.py --model "$(or $(model),bundled)" --port "$(or $(port),8000)"
 
-dashboard: ## the live dashboard on 127.0.0.1:$${DASHBOARD_PORT:-8080} (GRPO, completions, SFT, compare)
+merge-adapter: ## fold a LoRA adapter into its base: make merge-adapter path=<adapter dir> [out=merged_model]
+	@test -n "$(path)" || { echo "usage: make merge-adapter path=<adapter dir, e.g. sft_runs/latest/final> [out=merged_model]" >&2; exit 2; }
+	@scripts/bootstrap.sh core
+	$(PY) -m rlvr.export.merge --adapter "$(path)" --out "$(or $(out),merged_model)"
+
+export-gguf: ## GGUF + Ollama Modelfile: make export-gguf path=<model or adapter dir> [quant=Q4_K_M] [out=gguf_out] [push=<repo id>]
+	@test -n "$(path)" || { echo "usage: make export-gguf path=<model dir, adapter dir or bundled> [quant=Q4_K_M] [out=gguf_out]" >&2; exit 2; }
+	@scripts/bootstrap.sh core
+	$(PY) -m rlvr.export.llama_cpp build
+	$(PY) -m rlvr.export.gguf --model "$(path)" --quant "$(or $(quant),Q4_K_M)" --out "$(or $(out),gguf_out)" \
+	  $(if $(push),--push "$(push)",)
+
+llama-cpp: ## build llama-server and llama-quantize once into the cache (from the llama-cpp-python sdist)
+	@scripts/bootstrap.sh core
+	$(PY) -m rlvr.export.llama_cpp build
+
+llama-server: ## serve a GGUF (OpenAI API on 127.0.0.1:8081, LLAMA_SERVER_PORT): make llama-server model=<file.gguf>
+	@scripts/bootstrap.sh core
+	$(PY) -m rlvr.export.llama_cpp build
+	scripts/llama_server.sh "$(model)"
+
+vllm-server: ## serve with vLLM (GPU; OpenAI API on 127.0.0.1:8000, VLLM_PORT): make vllm-server model=<id|dir>
+	@scripts/bootstrap.sh core
+	scripts/vllm_server.sh "$(or $(model),$${BASE_MODEL_ID:-})"
+
+dashboard: ## the live dashboard on 127.0.0.1:8080, DASHBOARD_PORT (GRPO, completions, SFT, compare)
 	@scripts/bootstrap.sh core
 	$(PY) -m dashboard --runs-dir "$${GRPO_OUTPUT_DIR:-grpo_runs}" --sft-runs-dir "$${SFT_OUTPUT_DIR:-sft_runs}" \
 	  --host "$${DASHBOARD_HOST:-127.0.0.1}" --port "$${DASHBOARD_PORT:-8080}"
 
-bench-eval: ## evaluate: make eval model=<HF id|dir|adapter dir|bundled> [data=...] [n=...] [k=1,5,10] [limit=...] [backend=server]
-	@scripts/bootstrap.sh core
-	$(PY) -m eval.run $(if $(model),--model "$(model)",) $(if $(data),--data "$(data)",) $(if $(n),--n "$(n)",) \
-	  $(if $(k),--k "$(k)",) $(if $(limit),--limit "$(limit)",) $(if $(backend),--backend "$(backend)",)
-
-eval-compare: ## compare two eval runs: make eval-compare a=<run> b=<run>
-	@test -n "$(a)" -a -n "$(b)" || { echo "usage: make eval-compare a=<run dir or name> b=<run dir or name>" >&2; exit 2; }
-	$(PY) -m eval.compare "$(a)" "$(b)"
-
-serve-model: ## OpenAI-compatible server (transformers) for make eval backend=server: make serve-model [model=...] [port=8000]
-	@scripts/bootstrap.sh core
-	$(PY) scripts/serve_transformers.py --model "$(or $(model),bundled)" --port "$(or $(port),8000)"
-
-dashboard: ## time the dashboard's first page loads on a generated 100k-step, 1M-completion run
+bench-dashboard: ## time the dashboard's first page loads on a generated 100k-step, 1M-completion run
 	@scripts/bootstrap.sh core
 	$(PY) scripts/bench_dashboard.py
+
+bench-reward: ## reward throughput: verifier (sandboxed) vs a naive ocamlc harness vs the compiler floor
+	@scripts/bootstrap.sh core
+	$(PY) scripts/bench_reward.py
+
+bench-train: ## does it learn? eval -> SFT -> eval -> GRPO -> eval of the bundled model on CPU (hours)
+	@scripts/bootstrap.sh core
+	$(PY) scripts/bench_train.py
 
 tensorboard: ## TensorBoard on the run directories (TENSORBOARD_PORT, default 6006)
 	@scripts/bootstrap.sh core

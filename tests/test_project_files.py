@@ -1,0 +1,79 @@
+"""The project's own files agree with each other: flake, lock, .envrc, Makefile, README, pyproject."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CODE_DIRS = ("rlvr", "sft", "eval", "dashboard", "scripts")
+ENV_READ = re.compile(
+    r"""(?:\b(?:e|env|self\.env)\.(?:str|int|float|bool|choice|list|raw)\(\s*|environ(?:\.get)?\(\s*|environ\[\s*|num\(\s*|getenv\(\s*)"([A-Z][A-Z0-9_]+)\""""
+)
+
+
+def env_vars_read_by_code() -> set[str]:
+    found = set()
+    for d in CODE_DIRS:
+        for path in (REPO / d).rglob("*.py"):
+            found |= set(ENV_READ.findall(path.read_text()))
+    return found
+
+
+def test_envrc_documents_every_variable_the_code_reads():
+    envrc = (REPO / ".envrc").read_text()
+    documented = set(re.findall(r"^#?\s*export ([A-Z][A-Z0-9_]+)=", envrc, re.M))
+    ignored = {"HOME", "PATH", "RANK", "LOCAL_RANK", "CI", "PYTHONPATH", "HF_HUB_DISABLE_TELEMETRY"}
+    missing = sorted(env_vars_read_by_code() - documented - ignored)
+    assert missing == []
+
+
+def test_flake_parses():
+    if not shutil.which("nix-instantiate"):
+        pytest.skip("nix-instantiate not installed (make test installs Debian's nix-bin as root)")
+    proc = subprocess.run(
+        ["nix-instantiate", "--parse", str(REPO / "flake.nix")], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_flake_lock_pins_the_input_the_flake_names():
+    lock = json.loads((REPO / "flake.lock").read_text())
+    node = lock["nodes"]["nixpkgs"]
+    flake = (REPO / "flake.nix").read_text()
+    assert f"github:NixOS/nixpkgs/{node['original']['ref']}" in flake
+    assert re.fullmatch(r"[0-9a-f]{40}", node["locked"]["rev"])
+    assert node["locked"]["narHash"].startswith("sha256-")
+    assert lock["nodes"]["root"]["inputs"] == {"nixpkgs": "nixpkgs"}
+
+
+def make_targets() -> dict[str, str]:
+    text = (REPO / "Makefile").read_text()
+    return dict(re.findall(r"^([a-zA-Z0-9_-]+):[^=\n]*?## (.+)$", text, re.M))
+
+
+def test_make_help_lists_every_target_with_a_line():
+    text = (REPO / "Makefile").read_text()
+    defined = [t for t in re.findall(r"^([a-zA-Z0-9_-]+):(?!=)", text, re.M) if t != "PHONY"]
+    assert sorted(t for t in set(defined) if defined.count(t) > 1) == []  # make keeps only the last recipe
+    targets = set(defined)
+    assert targets == set(make_targets())
+    out = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    for target in targets:
+        assert f"make {target} " in out
+
+
+def test_every_make_command_in_the_readme_exists():
+    readme = (REPO / "README.md").read_text()
+    used = set(re.findall(r"\bmake ([a-z][a-z0-9-]+)", readme))
+    assert used - set(make_targets()) == set()
+
+
+def test_vllm_range_is_the_one_trl_supports():
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert '"vllm>=0.22,<0.32"' in pyproject
