@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import re
 import secrets
@@ -56,6 +57,10 @@ log = logging.getLogger(__name__)
 # whole, long enough that no ordinary compile (tens of milliseconds) ever reaches it.
 SERVER_JOB_DEADLINE_S = 1.5
 SERVER_RETRY_AFTER_S = 60.0  # after a server that would not start, compile per process this long
+# A test run is limited by CPU time (run_timeout_s); its wall-clock cap is this many times that, so that
+# a correct program on a busy machine (training shares the cores) is not cut short. The slowest
+# reference solution in data/ocaml_problems.jsonl needs ~0.7 s of CPU (doc/reward.md).
+RUN_WALL_FACTOR = 3.0
 
 
 class OCamlNotFound(RuntimeError):
@@ -74,7 +79,7 @@ class VerifierConfig:
     jobs: int = 0  # 0 = one worker per core
     native: bool = False  # ocamlopt instead of bytecode ocamlc (slower to compile, faster to run)
     compile_timeout_s: float = 5.0
-    run_timeout_s: float = 1.0  # one run of the test program (correct ones take milliseconds)
+    run_timeout_s: float = 1.0  # CPU time of one run of the test program (whole seconds: RLIMIT_CPU)
     test_budget_s: float = 3.0  # all runs of one completion's tests together
     memory_mb: int = 512
     retries: int = 2  # extra attempts after an infrastructure failure
@@ -456,6 +461,17 @@ class Verifier:
             line = err.line
         return errors
 
+    def _run_limits(self, remaining_s: float) -> Limits:
+        """Limits of one test run. CPU time is what limits it (RLIMIT_CPU: SIGXCPU at run_timeout_s
+        rounded up to whole seconds, SIGKILL a second later), so a busy machine does not cut a correct
+        program short; the wall clock is only a backstop, RUN_WALL_FACTOR x that, within the budget."""
+        cpu = max(1, math.ceil(self.config.run_timeout_s))
+        return Limits(
+            wall_s=min(RUN_WALL_FACTOR * self.config.run_timeout_s, remaining_s),
+            cpu_s=cpu,
+            memory_mb=self.config.memory_mb,
+        )
+
     def _run_tests(self, program: Path, problem: Problem, full: bool) -> _CodeVerdict:
         total = len(problem.tests)
         nonce = secrets.token_hex(16)
@@ -466,11 +482,7 @@ class Verifier:
             remaining = deadline - time.monotonic()
             if remaining < 0.05:
                 break
-            lim = Limits(
-                wall_s=min(self.config.run_timeout_s, remaining),
-                cpu_s=max(1, int(self.config.run_timeout_s)),
-                memory_mb=self.config.memory_mb,
-            )
+            lim = self._run_limits(remaining)
             run = self.sandbox.run_bytecode(program, lim, stdin=f"{nonce} {start}\n".encode(), marker=nonce)
             report = read_report(run.marker_lines, nonce, total, start)
             if not report.ready:

@@ -52,6 +52,12 @@ class HarnessNames:
         return HarnessNames(f"Nonce_{tag}", f"Stdlib_{tag}", f"Harness_{tag}")
 
 
+# The test program's minor heap, in words (16 MiB; OCaml's default is 256 Ki words, 2 MiB): the
+# tests that build lists of a million elements spend a quarter less CPU time in the garbage collector.
+# Set by the nonce unit before any candidate code runs; the address-space limit is unchanged.
+MINOR_HEAP_WORDS = 2 * 1024 * 1024
+
+
 def nonce_unit_source() -> str:
     """The first unit linked: consumes stdin and removes the program file before the candidate runs."""
     return (
@@ -59,6 +65,7 @@ def nonce_unit_source() -> str:
         '  try Scanf.sscanf (input_line stdin) "%s %d" (fun a b -> (a, b))\n'
         '  with _ -> ("", max_int)\n'
         "let () = try Sys.remove Sys.executable_name with _ -> ()\n"
+        f"let () = Gc.set {{ (Gc.get ()) with Gc.minor_heap_size = {MINOR_HEAP_WORDS} }}\n"
         'let () = print_string ("\\n" ^ nonce ^ " -1 ready\\n"); flush stdout\n'
     )
 

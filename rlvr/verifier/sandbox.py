@@ -57,6 +57,12 @@ class RunResult:
     timed_out: bool
     duration_s: float
     marker_lines: list[str] = field(default_factory=list)  # stdout lines containing `marker`, uncapped
+    flooded: bool = False  # killed here for printing more than 64 x output_bytes
+    cpu_limited: bool = False  # killed by its CPU rlimit (SIGXCPU at the soft limit, SIGKILL at the hard)
+
+
+# How a process killed by its CPU rlimit reports: bubblewrap passes on 128 + signal, Popen -signal.
+_CPU_LIMIT_SIGNALS = (signal.SIGXCPU, signal.SIGKILL)
 
 
 def _tool(name: str) -> str | None:
@@ -307,6 +313,13 @@ class Sandbox:
                     continue
                 if "exit-code" in obj and not result.timed_out:
                     result.returncode = int(obj["exit-code"])
+        # Death by the CPU rlimit is a timeout (the wall-clock cap is only a backstop): unless the
+        # process was killed here, for its output, SIGKILL can only come from the hard CPU limit.
+        code = result.returncode
+        if not result.timed_out and not result.flooded and code is not None:
+            sig = code - 128 if status_fds else -code
+            if sig in _CPU_LIMIT_SIGNALS:
+                result.timed_out = result.cpu_limited = True
         return result
 
     def _collect(
@@ -325,7 +338,7 @@ class Sandbox:
         markers: list[str] = []
         carry = b""
         open_fds = set(bufs)
-        timed_out = False
+        timed_out = flooded = False
         hard_cap = 64 * lim.output_bytes  # read past this much and the process is killed
         total = 0
         while open_fds:
@@ -349,6 +362,7 @@ class Sandbox:
                     carry = carry[-4096:]
                     markers += [ln.decode(errors="replace") for ln in complete if marker_b in ln]
             if total > hard_cap:
+                flooded = True
                 break
         if open_fds or timed_out:
             _kill_group(proc)
@@ -368,6 +382,7 @@ class Sandbox:
             timed_out=timed_out,
             duration_s=time.monotonic() - start,
             marker_lines=markers,
+            flooded=flooded,
         )
 
 
