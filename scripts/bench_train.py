@@ -6,7 +6,8 @@ held-out eval split before and after each stage, and GRPO's time per step with i
 (generation, reward, update). Record what it prints in doc/benchmarks.md, whatever the numbers are.
 
 Settings (environment): BENCH_OUT (default bench_runs), BENCH_EVAL_LIMIT (0 = all 80 eval problems),
-BENCH_SFT_STEPS (default 60), BENCH_GRPO_STEPS (default 30), BENCH_THREADS (torch threads for eval, 0 = default);
+BENCH_SFT_STEPS (default 60), BENCH_GRPO_STEPS (default 30), BENCH_THREADS (torch threads for eval, 0 = default),
+BENCH_MAX_TOKENS (default 256), BENCH_BEFORE_EVAL (an earlier bench's eval run dir of the base model to reuse);
 anything else (GRPO_*, SFT_*, LORA_*) passes through to the trainers.
 """
 
@@ -52,8 +53,14 @@ def evaluate(model: str, name: str, out: Path, env: dict[str, str]) -> dict:
         argv += ["--limit", env["BENCH_EVAL_LIMIT"]]
     if env.get("BENCH_THREADS", "0") != "0":
         argv += ["--threads", env["BENCH_THREADS"]]
-    seconds = run(argv, env, out / f"{name}.log")
-    summary = json.loads((out / "eval" / name / "summary.json").read_text())
+    reuse = env.get("BENCH_BEFORE_EVAL") if model == "bundled" else None
+    if reuse:  # an earlier run's eval of the base model with the same settings: skip regenerating it
+        seconds, summary_path = 0.0, Path(reuse) / "summary.json"
+        print(f"reusing {summary_path} for the base model", flush=True)
+    else:
+        seconds = run(argv, env, out / f"{name}.log")
+        summary_path = out / "eval" / name / "summary.json"
+    summary = json.loads(summary_path.read_text())
     m = summary["metrics"]
     funnel = {f["level"]: f["rate"] for f in m["funnel"]}
     return {
