@@ -95,6 +95,7 @@ def run_tool(cmd: list[str], what: str) -> None:
 def convert_f16(model: Path, out_file: Path) -> None:
     """The vendored convert_hf_to_gguf.py, run with this interpreter (its gguf-py comes with it)."""
     script = llama_cpp.convert_script()
+    llama_cpp.ensure_converter_deps()  # this venv may be newer than the cached build
     run_tool(
         [sys.executable, str(script), str(model), "--outfile", str(out_file), "--outtype", "f16"],
         "conversion to GGUF",
