@@ -14,6 +14,7 @@ import math
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -130,19 +131,20 @@ class RunDir:
             if resume and not (self.path / "run.json").exists():
                 raise RunDirError(f"cannot resume {self.path}: it has no run.json")
             if not resume and (self.path / "run.json").exists():
+                var = kind.upper()  # the variables are GRPO_* or SFT_*
                 raise RunDirError(
-                    f"{self.path} already holds a run; choose another GRPO_RUN_NAME, or resume it with GRPO_RESUME={self.path}"
+                    f"{self.path} already holds a run; choose another {var}_RUN_NAME, or resume it with {var}_RESUME={self.path}"
                 )
             self.path.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
-    def resolve_resume(root: Path, spec: str) -> Path:
-        """GRPO_RESUME value -> the run directory it names ("latest", a run name or a path)."""
+    def resolve_resume(root: Path, spec: str, kind: str = "grpo") -> Path:
+        """GRPO_RESUME / SFT_RESUME value -> the run directory it names ("latest", a run name or a path)."""
         path = (root / "latest") if spec == "latest" else Path(spec)
         if not path.exists() and (root / spec).exists():
             path = root / spec
         if not path.exists():
-            raise RunDirError(f"GRPO_RESUME={spec!r}: no such run directory (looked in {root})")
+            raise RunDirError(f"{kind.upper()}_RESUME={spec!r}: no such run directory (looked in {root})")
         return path.resolve()
 
     @property
@@ -176,6 +178,34 @@ class RunDir:
         info.update(changes)
         self.write_info(info)
         return info
+
+    def start_info(self, **fields: Any) -> None:
+        """run.json of a new run: who, when and what (the trainer's `fields`), status running."""
+        self.write_info(
+            {
+                "run_name": self.name,
+                "kind": self.kind,
+                "status": "running",
+                "started_at": now_iso(),
+                "finished_at": None,
+                "pid": os.getpid(),
+                **fields,
+                "resumes": [],
+            }
+        )
+
+    def mark_resumed(self) -> Path | None:
+        """An explicit resume: record it in run.json and as a `resume` event line in metrics.jsonl;
+        return the checkpoint to continue from (None: no checkpoint yet, start over in place)."""
+        checkpoint = latest_checkpoint(self.checkpoints)
+        from_step = int(checkpoint.name.split("-")[-1]) if checkpoint else 0
+        info = self.read_info()
+        info.setdefault("resumes", []).append({"at": now_iso(), "from_step": from_step, "pid": os.getpid()})
+        info.update(status="running", pid=os.getpid(), finished_at=None)
+        self.write_info(info)
+        self.write("metrics.jsonl", {"event": "resume", "step": from_step, "time": time.time()})
+        print(f"resuming {self.path} from {checkpoint or 'the start (no checkpoint yet)'}", flush=True)
+        return checkpoint
 
     def point_latest(self) -> None:
         """Make <root>/latest a symlink to this run (atomically replaced)."""

@@ -21,7 +21,7 @@ from .export.merge import model_for_training, note_parent_adapter
 from .models import ModelLoadError, check_loadable, load_tokenizer, resolve_model
 from .prompts import build_messages, pick_few_shot, prompt_token_count
 from .rewards import RewardContext, build_reward_functions
-from .runlog import RunDir, RunDirError, git_commit, latest_checkpoint, now_iso
+from .runlog import RunDir, RunDirError, git_commit, now_iso
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -162,34 +162,18 @@ def main(env: dict[str, str] | None = None) -> int:
     from .verifier import Verifier
 
     verifier = Verifier(cfg.verifier)
-    resume_from = None
     if cfg.resume:
-        info = run.read_info()
-        resume_from = latest_checkpoint(run.checkpoints)
-        from_step = int(resume_from.name.split("-")[-1]) if resume_from else 0
-        info.setdefault("resumes", []).append({"at": now_iso(), "from_step": from_step, "pid": os.getpid()})
-        info.update(status="running", pid=os.getpid(), finished_at=None)
-        run.write_info(info)
-        run.write("metrics.jsonl", {"event": "resume", "step": from_step, "time": __import__("time").time()})
-        print(f"resuming {run.path} from {resume_from or 'the start (no checkpoint yet)'}", flush=True)
+        resume_from = run.mark_resumed()
     else:
-        run.write_info(
-            {
-                "run_name": run.name,
-                "kind": "grpo",
-                "status": "running",
-                "started_at": now_iso(),
-                "finished_at": None,
-                "pid": os.getpid(),
-                "config": {**cfg.to_dict(), "model_path": model_path},
-                "model": cfg.model,
-                "dataset": cfg.dataset,
-                "train_problems": len(problems),
-                "prompts_dropped_too_long": dropped,
-                "versions": versions(),
-                "git_commit": git_commit(REPO),
-                "resumes": [],
-            }
+        resume_from = None
+        run.start_info(
+            config={**cfg.to_dict(), "model_path": model_path},
+            model=cfg.model,
+            dataset=cfg.dataset,
+            train_problems=len(problems),
+            prompts_dropped_too_long=dropped,
+            versions=versions(),
+            git_commit=git_commit(REPO),
         )
     run.point_latest()
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.path / "tb")

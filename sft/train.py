@@ -21,7 +21,7 @@ from rlvr.data import DataError
 from rlvr.envconf import ConfigError
 from rlvr.export.merge import model_for_training, note_parent_adapter
 from rlvr.models import ModelLoadError, check_loadable, load_tokenizer, resolve_model
-from rlvr.runlog import RunDir, RunDirError, git_commit, latest_checkpoint, now_iso
+from rlvr.runlog import RunDir, RunDirError, git_commit, now_iso
 from rlvr.train import peft_config, versions
 
 from .config import SFTTrainConfig
@@ -127,11 +127,6 @@ def build_trainer(
     return trainer
 
 
-def _run_dir_error(e: RunDirError) -> str:
-    # RunDir's messages name the GRPO variables; these are the SFT ones.
-    return str(e).replace("GRPO_RUN_NAME", "SFT_RUN_NAME").replace("GRPO_RESUME", "SFT_RESUME")
-
-
 def main(env: dict[str, str] | None = None) -> int:
     env = dict(os.environ if env is None else env)
     try:
@@ -142,12 +137,12 @@ def main(env: dict[str, str] | None = None) -> int:
     root = Path(cfg.output_dir)
     try:
         if cfg.resume:
-            path = RunDir.resolve_resume(root, cfg.resume)
+            path = RunDir.resolve_resume(root, cfg.resume, kind="sft")
             run = RunDir(path.parent, path.name, resume=True, kind="sft")
         else:
             run = RunDir(root, cfg.run_name, kind="sft")
     except RunDirError as e:
-        print(f"error: {_run_dir_error(e)}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
         return 2
     print("resolved configuration:\n" + json.dumps(cfg.to_dict(), indent=2, default=str), flush=True)
     try:
@@ -159,40 +154,24 @@ def main(env: dict[str, str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    resume_from = None
     if cfg.resume:
-        info = run.read_info()
-        resume_from = latest_checkpoint(run.checkpoints)
-        from_step = int(resume_from.name.split("-")[-1]) if resume_from else 0
-        info.setdefault("resumes", []).append({"at": now_iso(), "from_step": from_step, "pid": os.getpid()})
-        info.update(status="running", pid=os.getpid(), finished_at=None)
-        run.write_info(info)
-        run.write("metrics.jsonl", {"event": "resume", "step": from_step, "time": time.time()})
-        print(f"resuming {run.path} from {resume_from or 'the start (no checkpoint yet)'}", flush=True)
+        resume_from = run.mark_resumed()
     else:
-        run.write_info(
-            {
-                "run_name": run.name,
-                "kind": "sft",
-                "status": "running",
-                "started_at": now_iso(),
-                "finished_at": None,
-                "pid": os.getpid(),
-                "config": {**cfg.to_dict(), "model_path": model_path},
-                "model": cfg.model,
-                "dataset": cfg.dataset,
-                "eval_dataset": cfg.eval_dataset,
-                "train_examples": len(train.rows),
-                "eval_examples": len(evaluation.rows) if evaluation else 0,
-                "dropped": {
-                    "unusable": len(train.skipped),
-                    "in_eval_set": train.contaminated,
-                    "too_long": train.too_long + (evaluation.too_long if evaluation else 0),
-                },
-                "versions": versions(),
-                "git_commit": git_commit(REPO),
-                "resumes": [],
-            }
+        resume_from = None
+        run.start_info(
+            config={**cfg.to_dict(), "model_path": model_path},
+            model=cfg.model,
+            dataset=cfg.dataset,
+            eval_dataset=cfg.eval_dataset,
+            train_examples=len(train.rows),
+            eval_examples=len(evaluation.rows) if evaluation else 0,
+            dropped={
+                "unusable": len(train.skipped),
+                "in_eval_set": train.contaminated,
+                "too_long": train.too_long + (evaluation.too_long if evaluation else 0),
+            },
+            versions=versions(),
+            git_commit=git_commit(REPO),
         )
     run.point_latest()
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.path / "tb")
