@@ -104,28 +104,12 @@ class GRPOTrainConfig:
             weight = spec.partition(":")[2]
             if weight and not re.fullmatch(r"-?\d+(\.\d+)?", weight):
                 raise ConfigError(f"GRPO_REWARDS entry {spec!r}: the weight after ':' must be a number")
-        report = e.list("GRPO_REPORT_TO", ["tensorboard"])
-        for r in report:
-            if r not in TRACKERS:
-                raise ConfigError(
-                    f"GRPO_REPORT_TO={','.join(report)!r}: {r!r} is not one of {', '.join(TRACKERS)}"
-                )
-        if "tensorboard" not in report and "none" not in report:
-            report = ("tensorboard", *report)
-        bf16 = e.bool("GRPO_BF16", gpu)
-        if bf16 and not gpu:
-            raise ConfigError("GRPO_BF16=1 needs the cuda profile: CPU training here runs in float32")
+        report = report_to_from_env(e, "GRPO")
+        bf16 = bf16_from_env(e, "GRPO", gpu)
         use_vllm = e.bool("GRPO_USE_VLLM", False)
         if use_vllm and not gpu:
             raise ConfigError("GRPO_USE_VLLM=1 needs a CUDA GPU (and `pip install -e .[gpu]`)")
-        lora = LoraSettings(
-            enabled=not e.bool("GRPO_FULL_FINETUNE", False),
-            r=e.int("LORA_R", 64 if gpu else 16, minimum=1),
-            alpha=e.int("LORA_ALPHA", 128 if gpu else 32, minimum=1),
-            dropout=e.float("LORA_DROPOUT", 0.05, 0.0, 1.0),
-            target_modules=e.list("LORA_TARGET_MODULES", ["all-linear"]),
-            load_in_4bit=e.bool("GRPO_LOAD_IN_4BIT", False),
-        )
+        lora = lora_from_env(e, "GRPO", gpu, load_in_4bit=e.bool("GRPO_LOAD_IN_4BIT", False))
         if lora.load_in_4bit and (not gpu or not lora.enabled):
             raise ConfigError(
                 "GRPO_LOAD_IN_4BIT=1 (QLoRA) needs the cuda profile and LoRA (GRPO_FULL_FINETUNE=0)"
@@ -176,10 +160,47 @@ class GRPOTrainConfig:
             vllm_mode=e.choice("GRPO_VLLM_MODE", "colocate", ("colocate", "server")),
             vllm_server_url=e.str("GRPO_VLLM_SERVER_URL", None),
             vllm_gpu_memory_utilization=e.float("GRPO_VLLM_GPU_MEMORY_UTILIZATION", 0.3, 0.05, 0.95),
-            report_to=tuple(r for r in report if r != "none"),
+            report_to=report,
             push_to_hub=e.bool("GRPO_PUSH_TO_HUB", False),
             hub_model_id=e.str("GRPO_HUB_MODEL_ID", None),
             few_shot=e.int("GRPO_FEW_SHOT", 0, minimum=0),
             data_on_error=e.choice("GRPO_DATA_ON_ERROR", "raise", ("raise", "skip")),
             verifier=verifier,
         )
+
+
+# Settings GRPO and SFT read the same way; `prefix` is GRPO or SFT. LORA_* is shared on purpose: the
+# usual chain trains one base with SFT, then GRPO.
+
+
+def report_to_from_env(e: Env, prefix: str) -> tuple[str, ...]:
+    """<prefix>_REPORT_TO: trackers beside TensorBoard (always on unless the list says none)."""
+    report = e.list(f"{prefix}_REPORT_TO", ["tensorboard"])
+    for r in report:
+        if r not in TRACKERS:
+            raise ConfigError(
+                f"{prefix}_REPORT_TO={','.join(report)!r}: {r!r} is not one of {', '.join(TRACKERS)}"
+            )
+    if "tensorboard" not in report and "none" not in report:
+        report = ("tensorboard", *report)
+    return tuple(r for r in report if r != "none")
+
+
+def bf16_from_env(e: Env, prefix: str, gpu: bool) -> bool:
+    """<prefix>_BF16 (default: on with the cuda profile); refused on CPU."""
+    bf16 = e.bool(f"{prefix}_BF16", gpu)
+    if bf16 and not gpu:
+        raise ConfigError(f"{prefix}_BF16=1 needs the cuda profile: CPU training here runs in float32")
+    return bf16
+
+
+def lora_from_env(e: Env, prefix: str, gpu: bool, load_in_4bit: bool = False) -> LoraSettings:
+    """LORA_* with the profile's defaults; <prefix>_FULL_FINETUNE=1 trains every weight instead."""
+    return LoraSettings(
+        enabled=not e.bool(f"{prefix}_FULL_FINETUNE", False),
+        r=e.int("LORA_R", 64 if gpu else 16, minimum=1),
+        alpha=e.int("LORA_ALPHA", 128 if gpu else 32, minimum=1),
+        dropout=e.float("LORA_DROPOUT", 0.05, 0.0, 1.0),
+        target_modules=e.list("LORA_TARGET_MODULES", ["all-linear"]),
+        load_in_4bit=load_in_4bit,
+    )

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from rlvr.config import TRACKERS, LoraSettings
+from rlvr.config import LoraSettings, bf16_from_env, lora_from_env, report_to_from_env
 from rlvr.envconf import ConfigError, Env
 from rlvr.models import BUNDLED, GPU_DEFAULT
 
@@ -67,24 +67,9 @@ class SFTTrainConfig:
         epochs = e.float("SFT_EPOCHS", 3.0 if gpu else 1.0, 0.0)
         if epochs <= 0 and max_steps == -1:
             raise ConfigError(f"SFT_EPOCHS={epochs}: expected a number > 0 (or set SFT_MAX_STEPS)")
-        report = e.list("SFT_REPORT_TO", ["tensorboard"])
-        for r in report:
-            if r not in TRACKERS:
-                raise ConfigError(
-                    f"SFT_REPORT_TO={','.join(report)!r}: {r!r} is not one of {', '.join(TRACKERS)}"
-                )
-        if "tensorboard" not in report and "none" not in report:
-            report = ("tensorboard", *report)
-        bf16 = e.bool("SFT_BF16", gpu)
-        if bf16 and not gpu:
-            raise ConfigError("SFT_BF16=1 needs the cuda profile: CPU training here runs in float32")
-        lora = LoraSettings(
-            enabled=not e.bool("SFT_FULL_FINETUNE", False),
-            r=e.int("LORA_R", 64 if gpu else 16, minimum=1),
-            alpha=e.int("LORA_ALPHA", 128 if gpu else 32, minimum=1),
-            dropout=e.float("LORA_DROPOUT", 0.05, 0.0, 1.0),
-            target_modules=e.list("LORA_TARGET_MODULES", ["all-linear"]),
-        )
+        report = report_to_from_env(e, "SFT")
+        bf16 = bf16_from_env(e, "SFT", gpu)
+        lora = lora_from_env(e, "SFT", gpu)
         eval_dataset = e.str("SFT_EVAL_DATASET", "bundled")
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         model_tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", model.rstrip("/").split("/")[-1])[:40]
@@ -111,6 +96,6 @@ class SFTTrainConfig:
             lora=lora,
             bf16=bf16,
             gradient_checkpointing=e.bool("SFT_GRADIENT_CHECKPOINTING", gpu),
-            report_to=tuple(r for r in report if r != "none"),
+            report_to=report,
             data_on_error=e.choice("SFT_DATA_ON_ERROR", "raise", ("raise", "skip")),
         )
