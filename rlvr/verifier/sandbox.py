@@ -214,17 +214,23 @@ class Sandbox:
             )
             cwd = None
         try:
-            return subprocess.Popen(
-                cmd,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=cwd,
-                env={"PATH": "/usr/bin:/bin"} if self.mode == "rlimit" else {},
-                start_new_session=True,
-            )
+            return self._popen(cmd, cwd)
         except OSError as e:
             raise SandboxError(f"could not start {cmd[0]}: {e}") from e
+
+    def _popen(self, cmd: list[str], cwd: Path | None, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+        """Start `cmd` with piped stdio, a cleared environment (bwrap: none at all) and its own
+        session, so the whole process group can be killed."""
+        return subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env={"PATH": "/usr/bin:/bin"} if self.mode == "rlimit" else {},
+            start_new_session=True,
+            pass_fds=pass_fds,
+        )
 
     def run_bytecode(
         self, program: Path, lim: Limits, stdin: bytes = b"", marker: str | None = None
@@ -276,16 +282,7 @@ class Sandbox:
         pass_fds = tuple(extra_fds) + ((status_fds[1],) if status_fds else ())
         start = time.monotonic()
         try:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=cwd,
-                env={"PATH": "/usr/bin:/bin"} if self.mode == "rlimit" else {},
-                start_new_session=True,
-                pass_fds=pass_fds,
-            )
+            proc = self._popen(cmd, cwd, pass_fds)
         except OSError as e:
             if status_fds:
                 os.close(status_fds[0])
