@@ -1,5 +1,5 @@
-"""Live dashboard for ocamler-grpo runs (GRPO and SFT): FastAPI + uvicorn + vendored uPlot."""
+"""Live dashboard for ocamler-grpo runs (GRPO and SFT): FastAPI + uvicorn + vendored uPlot.
 
-from dashboard.app import create_app
-
-__all__ = ["create_app"]
+The package imports nothing on its own: the parse processes (:mod:`dashboard.offload`)
+import only the parsing modules, not FastAPI.  The app is ``dashboard.app.create_app``.
+"""
