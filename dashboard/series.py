@@ -13,17 +13,23 @@ bucket's mean and its min/max envelope, and keeping the last point exact.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import mmap
 import threading
 from array import array
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from dashboard.offload import Offloaded, OffloadError, OffloadStopped
 from dashboard.tail import JsonlTail, PollResult, clean_value, parse_line, stat_file
 
-DEFAULT_POINTS = 2000
+log = logging.getLogger(__name__)
+
+DEFAULT_POINTS = 1000
+SIGNIFICANT_DIGITS = 6
 LOAD_CHUNK = 8 << 20
 SYNC_LOAD_BYTES = 4 << 20
 
@@ -43,17 +49,50 @@ def _clean_list(values: list[float]) -> list[float | None]:
     return [v if math.isfinite(v) else None for v in values]
 
 
+def _display(ys: np.ndarray) -> list[float | None]:
+    """Chart values: rounded by :func:`round_significant` except the last, which stays exact."""
+    out = round_significant(ys)
+    if len(ys):
+        out[-1] = ys[-1]
+    return _clean_list(out.tolist())
+
+
+def round_significant(a: np.ndarray, digits: int = SIGNIFICANT_DIGITS) -> np.ndarray:
+    """``a`` rounded to ``digits`` significant digits, so that each value's JSON is short.
+
+    A chart cannot show more, and a float such as 0.043016609478994244 takes 20
+    bytes where 0.0430166 takes 9: the series payloads shrink by about half, and
+    with them the encoding and gzip time of a page's first open.  Dividing the
+    rounded integer by an exact power of ten gives the double nearest the short
+    decimal, whose ``repr`` is that decimal.
+    """
+    out = np.array(a, dtype=np.float64, copy=True)
+    nz = np.isfinite(out) & (out != 0)
+    if not nz.any():
+        return out
+    v = out[nz]
+    k = (digits - 1 - np.floor(np.log10(np.abs(v)))).astype(np.int64)
+    ok = np.abs(k) <= 22
+    up = ok & (k >= 0)
+    down = ok & (k < 0)
+    v[up] = np.round(v[up] * 10.0 ** k[up]) / 10.0 ** k[up]
+    v[down] = np.round(v[down] / 10.0 ** -k[down]) * 10.0 ** -k[down]
+    out[nz] = v
+    return out
+
+
 def downsample(xs: np.ndarray, ys: np.ndarray, max_points: int = DEFAULT_POINTS) -> dict[str, Any]:
     """Reduce ``(xs, ys)`` to at most ``max_points`` points.
 
-    Short series come back unchanged as ``{"x", "y"}``.  Longer ones are split into
-    equal-count buckets; each gives its mean x, mean y (NaN ignored) and, in
-    ``lo``/``hi``, the min and max y, so spikes stay visible.  The final point is
-    its own bucket, so the latest value is exact.  NaN becomes ``None``.
+    Short series come back point for point as ``{"x", "y"}``.  Longer ones are
+    split into equal-count buckets; each gives its mean x, mean y (NaN ignored)
+    and, in ``lo``/``hi``, the min and max y, so spikes stay visible.  The final
+    point is its own bucket.  y values but the last (which stays exact) are
+    rounded to :data:`SIGNIFICANT_DIGITS`; NaN becomes ``None``.
     """
     n = len(xs)
     if n <= max_points or max_points < 3:
-        return {"x": _clean_list(xs.tolist()), "y": _clean_list(ys.tolist()), "n": n}
+        return {"x": _clean_list(xs.tolist()), "y": _display(ys), "n": n}
     body = n - 1
     nb = max_points - 1
     edges = np.unique(np.linspace(0, body, nb + 1).astype(np.int64))
@@ -72,9 +111,9 @@ def downsample(xs: np.ndarray, ys: np.ndarray, max_points: int = DEFAULT_POINTS)
     x_out = np.append(xm, xs[-1])
     return {
         "x": _clean_list(x_out.tolist()),
-        "y": _clean_list(np.append(mean, ys[-1]).tolist()),
-        "lo": _clean_list(np.append(lo, ys[-1]).tolist()),
-        "hi": _clean_list(np.append(hi, ys[-1]).tolist()),
+        "y": _display(np.append(mean, ys[-1])),
+        "lo": _display(np.append(lo, ys[-1])),
+        "hi": _display(np.append(hi, ys[-1])),
         "n": n,
     }
 
@@ -134,10 +173,15 @@ class SeriesStore:
     ``flatten`` names dict-valued keys whose numeric members become series
     ``<key>/<member>`` (e.g. ``stage_counts/pass``).
 
-    A large file is first parsed by a background thread in chunks; until that has
-    caught up, :meth:`payload` answers from a sample of evenly spaced lines (plus the
-    exact last line) so that a page opens at once, and says so (``sampled``).
+    A large file is first parsed in a child process (:mod:`dashboard.offload`),
+    which hands back the finished columns; until then :meth:`payload` answers from
+    a sample of evenly spaced lines (plus the exact last line) so that a page opens
+    at once, and says so (``sampled``).  A loaded store caches its last payload per
+    (file position, keys, points), so re-opening a page costs nothing until the
+    file grows.
     """
+
+    _LOCAL = ("lock", "_loader", "_start_lock", "loaded", "_cache", "child_offset")
 
     def __init__(self, path: str, flatten: tuple[str, ...] = ()) -> None:
         self.path = path
@@ -147,7 +191,19 @@ class SeriesStore:
         self._loader: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self.loaded = False
+        self.child_offset = 0
+        """How far a parse process has got (for progress while loading)."""
+        self._cache: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._clear()
+
+    @classmethod
+    def create(cls, path: str, flatten: tuple[str, ...] = ()) -> SeriesStore:
+        """A new empty store of this class (subclasses fix their own ``flatten``)."""
+        return cls(path, flatten) if cls is SeriesStore else cls(path)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The parsed state, without locks, threads or caches (sent back by a parse process)."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._LOCAL}
 
     def _clear(self) -> None:
         self.columns: dict[str, Column] = {}
@@ -188,21 +244,7 @@ class SeriesStore:
         """
         total: PollResult | None = None
         while True:
-            with self.lock:
-                res = self.tail.poll(chunk_bytes)
-                if res.reset:
-                    resets = self.resets + 1
-                    self._clear()
-                    self.resets = resets
-                recs: list[dict[str, Any]] = []
-                for _off, _len, raw in res.lines:
-                    rec = parse_line(raw)
-                    if rec is None:
-                        self.tail.corrupt += 1
-                    else:
-                        recs.append(rec)
-                self.ingest_many(recs)
-                more = bool(res.lines) and self.tail.offset < stat_file(self.path).size
+            res, more = self._refresh_chunk(chunk_bytes)
             if total is None:
                 total = res
             else:
@@ -211,11 +253,55 @@ class SeriesStore:
             if not more:
                 return total
 
-    def _load_all(self) -> None:
+    def _refresh_chunk(self, chunk_bytes: int) -> tuple[PollResult, bool]:
+        """Ingest up to about ``chunk_bytes`` of new lines; True when more are waiting."""
+        with self.lock:
+            res = self.tail.poll(chunk_bytes)
+            if res.reset:
+                resets = self.resets + 1
+                self._clear()
+                self.resets = resets
+            recs: list[dict[str, Any]] = []
+            for _off, _len, raw in res.lines:
+                rec = parse_line(raw)
+                if rec is None:
+                    self.tail.corrupt += 1
+                else:
+                    recs.append(rec)
+            self.ingest_many(recs)
+            return res, bool(res.lines) and self.tail.offset < stat_file(self.path).size
+
+    def _load_all(self, offload: bool = False) -> None:
+        """The initial full parse: in a child process when ``offload``, then the rest here."""
         try:
+            if offload and not self._adopt_parsed():
+                return
             self.refresh()
         finally:
             self.loaded = True
+
+    def _adopt_parsed(self) -> bool:
+        """Take over the state of a copy of this store parsed in a child process.
+
+        Skipped (the caller's refresh parses in this thread) if the child fails or
+        if this store ingested anything meanwhile.  False when the process is exiting.
+        """
+        state: dict[str, Any] | None = None
+        try:
+            for item in Offloaded(_parse_store, type(self), self.path, self.flatten, LOAD_CHUNK):
+                if isinstance(item, int):
+                    self.child_offset = item
+                else:
+                    state = item
+        except OffloadStopped:
+            return False
+        except OffloadError as exc:
+            log.warning("dashboard: %s; parsing %s in a thread instead", exc, self.path)
+        if state is not None:
+            with self.lock:
+                if self.tail.offset == 0 and self.n_records == 0:
+                    self.__dict__.update(state)
+        return True
 
     def ensure_loading(self) -> bool:
         """Start the initial full parse (in the background for big files); True once complete."""
@@ -226,7 +312,9 @@ class SeriesStore:
                 if stat_file(self.path).size - self.tail.offset <= SYNC_LOAD_BYTES:
                     self._load_all()
                     return True
-                self._loader = threading.Thread(target=self._load_all, name="series-load", daemon=True)
+                self._loader = threading.Thread(
+                    target=self._load_all, args=(True,), name="series-load", daemon=True
+                )
                 self._loader.start()
         return self.loaded
 
@@ -349,18 +437,29 @@ class SeriesStore:
         if self.ensure_loading():
             res = self.refresh()
             with self.lock:
+                key = (self.ino, self.offset, self.resets, None if keys is None else tuple(keys), max_points)
+                if res.reset is None and self._cache is not None and self._cache[0] == key:
+                    return dict(self._cache[1])
                 out = self._payload_from(self, keys, max_points)
                 out.update(
                     pos={"ino": self.ino, "offset": self.offset}, reset=res.reset, sampled=False, progress=1.0
                 )
-                return out
-        sample, end, ino = self._sample(max_points)
-        out = self._payload_from(sample, keys, max_points)
-        size = max(1, end)
-        out.update(
-            pos={"ino": ino, "offset": end}, reset=None, sampled=True, progress=min(1.0, self.offset / size)
-        )
-        out["lines"] = None
+                if res.reset is None:
+                    self._cache = (key, out)
+                return dict(out)
+        st = stat_file(self.path)
+        key = ("sampled", st.ino, st.size, None if keys is None else tuple(keys), max_points)
+        cached = self._cache
+        if cached is not None and cached[0] == key:
+            out = dict(cached[1])
+        else:
+            # One line fewer than the points, as the exact last line is added: no bucketing.
+            sample, end, ino = self._sample(max_points - 1)
+            out = self._payload_from(sample, keys, max_points)
+            out.update(pos={"ino": ino, "offset": end}, reset=None, sampled=True, lines=None)
+            self._cache = (key, out)
+            out = dict(out)
+        out["progress"] = min(1.0, max(self.offset, self.child_offset) / max(1, out["pos"]["offset"]))
         return out
 
     def _payload_from(self, store: SeriesStore, keys: list[str] | None, max_points: int) -> dict[str, Any]:
@@ -379,7 +478,7 @@ class SeriesStore:
     def _sample(self, n: int) -> tuple[SeriesStore, int, int]:
         """A throwaway store built from ~``n`` evenly spaced lines and the last line."""
         st = stat_file(self.path)
-        sample = SeriesStore(self.path, self.flatten) if type(self) is SeriesStore else type(self)(self.path)
+        sample = type(self).create(self.path, self.flatten)
         recs: list[dict[str, Any]] = []
         end = 0
         # mmap: slicing does not release the GIL, so a busy loader thread cannot
@@ -412,6 +511,22 @@ class SeriesStore:
             pass
         sample.ingest_many(recs)
         return sample, end, st.ino
+
+
+def _parse_store(
+    cls: type[SeriesStore], path: str, flatten: tuple[str, ...], chunk_bytes: int
+) -> Iterator[int | dict[str, Any]]:
+    """Parse a whole metrics file into a new ``cls`` store (in a parse process).
+
+    Yields the byte offset reached after each chunk, then the store's state.
+    """
+    store = cls.create(path, flatten)
+    while True:
+        _res, more = store._refresh_chunk(chunk_bytes)
+        if not more:
+            break
+        yield store.offset
+    yield store.__getstate__()
 
 
 class BatchStore(SeriesStore):

@@ -108,3 +108,81 @@ def test_big_file_payload_becomes_exact_after_background_load(
     assert out["sampled"] is False
     assert out["series"]["loss"]["n"] == 3000
     assert out["lines"] == 3000
+
+
+def _batch_lines(n: int) -> list[dict]:
+    return [
+        {
+            "step": s,
+            "reward_mean": s / 7,
+            "error_classes": {"Unbound value": s % 3, "Syntax error": 1},
+            "stage_counts": {"pass": s % 5, "type_error": 2},
+            "reward_histogram": {"edges": [0, 1], "counts": [s]},
+        }
+        for s in range(1, n + 1)
+    ]
+
+
+def test_parse_process_gives_the_same_store_as_a_thread(tmp_path: Path, write_lines, monkeypatch) -> None:
+    import dashboard.series as series_mod
+
+    monkeypatch.setattr(series_mod, "SYNC_LOAD_BYTES", 0)
+    monkeypatch.setattr(series_mod, "LOAD_CHUNK", 4096)  # the child gets it as an argument
+    p = tmp_path / "batch_metrics.jsonl"
+    write_lines(p, [*_batch_lines(400), "{corrupt\n"])
+    child = BatchStore(str(p))
+    assert child.payload()["sampled"] is True
+    child._loader.join(30)
+    write_lines(p, [{"step": 401, "reward_mean": 1.5, "error_classes": {"Syntax error": 4}}])
+    thread = BatchStore(str(p))
+    thread.refresh()
+    out = child.payload()
+    assert out["sampled"] is False and out["lines"] == 401 and out["corrupt"] == 1
+    assert child.series() == thread.series()
+    assert child.error_totals == thread.error_totals == {"Unbound value": 400, "Syntax error": 404}
+    assert child.last_histogram == {"step": 400, "edges": [0, 1], "counts": [400]}
+    assert child.child_offset > 0  # the parse process reported its progress
+
+
+def test_a_dying_parse_process_falls_back_to_a_thread(tmp_path: Path, write_lines, monkeypatch) -> None:
+    import os
+
+    import dashboard.series as series_mod
+    from dashboard.offload import Offloaded
+
+    monkeypatch.setattr(series_mod, "SYNC_LOAD_BYTES", 0)
+    monkeypatch.setattr(series_mod, "Offloaded", lambda *_a: Offloaded(os._exit, 3))
+    p = tmp_path / "batch_metrics.jsonl"
+    write_lines(p, _batch_lines(50))
+    st = BatchStore(str(p))
+    st.payload()
+    st._loader.join(30)
+    out = st.payload()
+    assert out["sampled"] is False and out["lines"] == 50
+    assert st.error_totals == {"Unbound value": 51, "Syntax error": 50}
+
+
+def test_round_significant_gives_short_decimals() -> None:
+    import json
+
+    from dashboard.series import round_significant
+
+    a = np.array([0.043016609478994244, 1236387.5, 0.0, np.nan, -1.234567e-8, 123456789.0, 1e-30, np.inf])
+    r = round_significant(a)
+    assert (
+        json.dumps(r[[0, 1, 2, 4, 5, 6]].tolist())
+        == "[0.0430166, 1236390.0, 0.0, -1.23457e-08, 123457000.0, 1e-30]"
+    )
+    assert np.isnan(r[3]) and r[7] == np.inf
+
+
+def test_loaded_payload_is_cached_until_the_file_grows(tmp_path: Path, write_lines) -> None:
+    p = tmp_path / "metrics.jsonl"
+    write_lines(p, [{"step": s, "loss": s / 3} for s in range(1, 10)])
+    st = SeriesStore(str(p))
+    first = st.payload(["loss"])
+    assert st.payload(["loss"])["series"] is first["series"]
+    write_lines(p, [{"step": 10, "loss": 0.5}])
+    again = st.payload(["loss"])
+    assert again["series"] is not first["series"]
+    assert again["series"]["loss"]["y"][-1] == 0.5 and again["lines"] == 10
