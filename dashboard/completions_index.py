@@ -4,9 +4,11 @@ Each row holds the line's byte offset and length plus the few fields the browser
 filters on (step, problem id, group index, reward, stage).  Text stays on disk:
 a page of groups is served by reading just its lines with ``pread``.
 
-The index is built *backwards* from the end of the file by a background thread,
-so the newest steps are browsable within milliseconds even for a file with a
-million lines, while older lines are indexed behind them; lines appended later
+The index is built *backwards* from the end of the file: the newest chunk by a
+background thread, so the newest steps are browsable within milliseconds even
+for a file with a million lines, and the older lines behind them by a parse
+process (:mod:`dashboard.offload`), so that the work does not slow requests
+down by holding the GIL; lines appended later
 are indexed forwards by a :class:`~dashboard.tail.JsonlTail`.  Fields are pulled
 out of each line with a regular expression (no full JSON parse); a line where
 that fails falls back to ``json.loads``, and a line that is not JSON is counted
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import mmap
 import re
@@ -24,12 +27,16 @@ import threading
 import time
 from array import array
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from dashboard.offload import Offloaded, OffloadError, OffloadStopped
 from dashboard.tail import JsonlTail, clean_value, parse_line, stat_file
+
+log = logging.getLogger(__name__)
 
 STAGES = (
     "pass",
@@ -113,6 +120,141 @@ class Rows:
         return len(self.offset)
 
 
+class Codes:
+    """Small integer codes for problem ids and stage names (the index stores codes)."""
+
+    MAX_STAGES = 120
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.problem_codes: dict[str, int] = {}
+        self.stage_names: list[str] = [*list(STAGES), UNKNOWN_STAGE]
+        self.stage_codes: dict[str, int] = {s: i for i, s in enumerate(self.stage_names)}
+
+    def problem(self, pid: Any) -> int:
+        """The code of a problem id (``None`` counts as ``""``), assigned on first sight."""
+        name = "" if pid is None else str(pid)
+        code = self.problem_codes.get(name)
+        if code is None:
+            code = self.problem_codes[name] = len(self.problems)
+            self.problems.append(name)
+        return code
+
+    def stage(self, stage: Any) -> int:
+        """The code of a stage name; past ``MAX_STAGES`` names, new ones count as unknown."""
+        name = stage if isinstance(stage, str) and stage else UNKNOWN_STAGE
+        code = self.stage_codes.get(name)
+        if code is None:
+            if len(self.stage_names) >= self.MAX_STAGES:
+                return self.stage_codes[UNKNOWN_STAGE]
+            code = self.stage_codes[name] = len(self.stage_names)
+            self.stage_names.append(name)
+        return code
+
+
+def index_line(rows: Rows, codes: Codes, off: int, length: int, raw: bytes) -> bool:
+    """Append the row of one line; ``False`` (nothing appended) when it is not a JSON object."""
+    found = _extract(raw)
+    if found is None or b"step" not in found:
+        obj = parse_line(raw)
+        if obj is None:
+            return False
+        step, pid, gi, rew, stage = (
+            obj.get("step"),
+            obj.get("problem_id"),
+            obj.get("group_index"),
+            obj.get("reward"),
+            obj.get("stage"),
+        )
+    else:
+        step = _json_scalar(found.get(b"step"))
+        pid = _json_scalar(found.get(b"problem_id"))
+        gi = _json_scalar(found.get(b"group_index"))
+        rew = _json_scalar(found.get(b"reward"))
+        stage = _json_scalar(found.get(b"stage"))
+    rows.offset.append(off)
+    rows.length.append(length)
+    rows.step.append(
+        int(step)
+        if isinstance(step, (int, float)) and not isinstance(step, bool) and math.isfinite(step)
+        else -1
+    )
+    rows.problem.append(codes.problem(pid))
+    rows.gidx.append(int(gi) if isinstance(gi, int) and not isinstance(gi, bool) else -1)
+    rows.reward.append(
+        float(rew) if isinstance(rew, (int, float)) and not isinstance(rew, bool) else math.nan
+    )
+    rows.stage.append(codes.stage(stage))
+    return True
+
+
+@dataclass
+class BackChunk:
+    """Rows of one chunk indexed by :func:`scan_back`, coded with the scan's own :class:`Codes`."""
+
+    base: int
+    """Offset of the chunk's first line: everything from here to the previous chunk is indexed."""
+    rows: Rows
+    """Newest line first."""
+    problems: list[str]
+    """Problem ids first seen in this chunk (their codes follow the earlier chunks' ids)."""
+    stages: list[str]
+    """Stage names first seen in this chunk, after the fixed ones."""
+    corrupt: int
+
+
+def scan_back(path: str, start: int, end: int, chunk_bytes: int) -> Iterator[BackChunk]:
+    """Index the lines of ``[start, end)`` from the end backwards, about ``chunk_bytes`` at a time.
+
+    ``start`` is 0 or a line start, ``end`` a line end.  Runs in a parse process
+    (:mod:`dashboard.offload`) or in a thread; it touches no shared state.
+    """
+    codes = Codes()
+    sent_problems, sent_stages = 0, len(codes.stage_names)
+    with open(path, "rb") as fh:
+        pos = end
+        carry = b""
+        while pos > start:
+            lo = max(start, pos - chunk_bytes)
+            fh.seek(lo)
+            data = fh.read(pos - lo) + carry
+            if lo > start:
+                nl = data.find(b"\n")
+                if nl < 0:
+                    carry = data
+                    pos = lo
+                    continue
+                carry = data[: nl + 1]
+                body = data[nl + 1 :]
+                base = lo + nl + 1
+            else:
+                carry = b""
+                body = data
+                base = lo
+            pieces = body.split(b"\n")
+            if pieces and pieces[-1] == b"":
+                pieces.pop()
+            offsets = []
+            o = base
+            for p in pieces:
+                offsets.append(o)
+                o += len(p) + 1
+            rows = Rows()
+            corrupt = 0
+            for off, p in zip(reversed(offsets), reversed(pieces)):
+                if p.strip() and not index_line(rows, codes, off, len(p) + 1, p):
+                    corrupt += 1
+            yield BackChunk(
+                base=base,
+                rows=rows,
+                problems=codes.problems[sent_problems:],
+                stages=codes.stage_names[sent_stages:],
+                corrupt=corrupt,
+            )
+            sent_problems, sent_stages = len(codes.problems), len(codes.stage_names)
+            pos = lo
+
+
 @dataclass
 class Snapshot:
     """Numpy view of the index at one version, in file order."""
@@ -156,10 +298,7 @@ class CompletionsIndex:
         self.version = 0
         self.back = Rows()  # newest first, covers [back_lo, boundary)
         self.fwd = Rows()  # file order, covers [boundary, tail.offset)
-        self.problems: list[str] = []
-        self.problem_codes: dict[str, int] = {}
-        self.stage_names: list[str] = [*list(STAGES), UNKNOWN_STAGE]
-        self.stage_codes: dict[str, int] = {s: i for i, s in enumerate(self.stage_names)}
+        self.codes = Codes()
         self.boundary = 0
         self.back_lo = 0
         self.back_done = True
@@ -169,58 +308,6 @@ class CompletionsIndex:
         self._snap: Snapshot | None = None
         self._first_chunk = threading.Event()
         self._search_cache = OrderedDict()
-
-    def _code_problem(self, pid: Any) -> int:
-        name = "" if pid is None else str(pid)
-        code = self.problem_codes.get(name)
-        if code is None:
-            code = self.problem_codes[name] = len(self.problems)
-            self.problems.append(name)
-        return code
-
-    def _code_stage(self, stage: Any) -> int:
-        name = stage if isinstance(stage, str) and stage else UNKNOWN_STAGE
-        code = self.stage_codes.get(name)
-        if code is None:
-            if len(self.stage_names) >= 120:
-                return self.stage_codes[UNKNOWN_STAGE]
-            code = self.stage_codes[name] = len(self.stage_names)
-            self.stage_names.append(name)
-        return code
-
-    def _add(self, rows: Rows, off: int, length: int, raw: bytes) -> None:
-        found = _extract(raw)
-        if found is None or b"step" not in found:
-            obj = parse_line(raw)
-            if obj is None:
-                self.corrupt += 1
-                return
-            step, pid, gi, rew, stage = (
-                obj.get("step"),
-                obj.get("problem_id"),
-                obj.get("group_index"),
-                obj.get("reward"),
-                obj.get("stage"),
-            )
-        else:
-            step = _json_scalar(found.get(b"step"))
-            pid = _json_scalar(found.get(b"problem_id"))
-            gi = _json_scalar(found.get(b"group_index"))
-            rew = _json_scalar(found.get(b"reward"))
-            stage = _json_scalar(found.get(b"stage"))
-        rows.offset.append(off)
-        rows.length.append(length)
-        rows.step.append(
-            int(step)
-            if isinstance(step, (int, float)) and not isinstance(step, bool) and math.isfinite(step)
-            else -1
-        )
-        rows.problem.append(self._code_problem(pid))
-        rows.gidx.append(int(gi) if isinstance(gi, int) and not isinstance(gi, bool) else -1)
-        rows.reward.append(
-            float(rew) if isinstance(rew, (int, float)) and not isinstance(rew, bool) else math.nan
-        )
-        rows.stage.append(self._code_stage(stage))
 
     def ensure_started(self, wait_s: float = 5.0) -> None:
         """Start indexing on first use; wait until the newest chunk is indexed."""
@@ -249,60 +336,69 @@ class CompletionsIndex:
         self._thread.start()
 
     def _build_back(self, gen: int) -> None:
-        """Index ``[0, boundary)`` from the end backwards, one chunk at a time."""
+        """Index ``[0, boundary)`` from the end backwards.
+
+        The newest chunk is indexed in this thread, so the first page can be served
+        at once; the rest of the file is indexed by a parse process whose chunks are
+        merged here as they arrive (falling back to this thread if it dies).
+        """
         with contextlib.suppress(OSError):
-            self._scan_back(gen)
+            first = next(scan_back(self.path, 0, self.boundary, BACK_CHUNK), None)
+            if first is not None and self._merge_back(gen, first, [], []) and first.base > 0:
+                job = Offloaded(scan_back, self.path, 0, first.base, BACK_CHUNK)
+                try:
+                    self._merge_all(gen, job)
+                except OffloadStopped:
+                    return
+                except OffloadError as exc:
+                    log.warning("dashboard: %s; indexing %s in a thread instead", exc, self.path)
+                    with self.lock:
+                        lo = self.back_lo if gen == self.generation else 0
+                    if lo > 0:
+                        self._merge_all(gen, scan_back(self.path, 0, lo, BACK_CHUNK))
         with self.lock:
             if gen == self.generation:
                 self.back_done = True
                 self._first_chunk.set()
 
-    def _scan_back(self, gen: int) -> None:
-        with open(self.path, "rb") as fh:
-            pos = self.boundary
-            carry = b""
-            while pos > 0:
-                start = max(0, pos - BACK_CHUNK)
-                fh.seek(start)
-                data = fh.read(pos - start) + carry
-                if start > 0:
-                    nl = data.find(b"\n")
-                    if nl < 0:
-                        carry = data
-                        pos = start
-                        continue
-                    carry = data[: nl + 1]
-                    body = data[nl + 1 :]
-                    base = start + nl + 1
-                else:
-                    carry = b""
-                    body = data
-                    base = 0
-                pieces = body.split(b"\n")
-                if pieces and pieces[-1] == b"":
-                    pieces.pop()
-                offsets = []
-                o = base
-                for p in pieces:
-                    offsets.append(o)
-                    o += len(p) + 1
-                rows = Rows()
-                with self.lock:
-                    if gen != self.generation:
-                        return
-                    for off, p in zip(reversed(offsets), reversed(pieces)):
-                        if p.strip():
-                            self._add(rows, off, len(p) + 1, p)
-                    b = self.back
-                    for name in ("offset", "length", "step", "problem", "gidx", "reward", "stage"):
-                        getattr(b, name).extend(getattr(rows, name))
-                    self.back_lo = base
-                    self.version += 1
-                    if start == 0:
-                        self.back_done = True
-                    self._first_chunk.set()
-                pos = start
-                time.sleep(0)  # let request threads in between chunks
+    def _merge_all(self, gen: int, chunks: Iterable[BackChunk]) -> None:
+        """Merge the chunks of one backward scan, in order; stop if the index was reset."""
+        problem_map: list[int] = []
+        stage_map: list[int] = []
+        for item in chunks:
+            if not self._merge_back(gen, item, problem_map, stage_map):
+                break
+
+    def _merge_back(self, gen: int, item: BackChunk, problem_map: list[int], stage_map: list[int]) -> bool:
+        """Append a scanned chunk (older than everything indexed) to ``back``.
+
+        ``problem_map``/``stage_map`` translate the scan's codes into this index's
+        and grow with each chunk.  Returns False when the index was reset meanwhile.
+        """
+        with self.lock:
+            if gen != self.generation:
+                return False
+            problem_map.extend(self.codes.problem(n) for n in item.problems)
+            stage_map.extend(self.codes.stage(n) for n in item.stages)
+            rows, b = item.rows, self.back
+            for name in ("offset", "length", "step", "gidx", "reward"):
+                getattr(b, name).extend(getattr(rows, name))
+            if len(rows):
+                fixed = len(STAGES) + 1
+                smap = np.array([*range(fixed), *stage_map], dtype=np.int8)
+                b.problem.frombytes(
+                    np.array(problem_map, dtype=np.dtype("l"))[
+                        np.frombuffer(rows.problem, np.dtype("l"))
+                    ].tobytes()
+                )
+                b.stage.frombytes(smap[np.frombuffer(rows.stage, np.int8)].tobytes())
+            self.corrupt += item.corrupt
+            self.back_lo = item.base
+            self.version += 1
+            if item.base == 0:
+                self.back_done = True
+            self._first_chunk.set()
+            return True
 
     def refresh(self) -> str | None:
         """Index lines appended since the last refresh; returns a reset reason if the file restarted."""
@@ -319,7 +415,8 @@ class CompletionsIndex:
             else:
                 reason = None
                 for off, length, raw in res.lines:
-                    self._add(self.fwd, off, length, raw)
+                    if not index_line(self.fwd, self.codes, off, length, raw):
+                        self.corrupt += 1
                 if res.lines:
                     self.version += 1
         if reason:
@@ -365,10 +462,12 @@ class CompletionsIndex:
 
             snap_step = cat("step", np.int64)
             problem = cat("problem", np.dtype("l"))
-            nprob = max(1, len(self.problems))
+            nprob = max(1, len(self.codes.problems))
             # Within a step, groups are listed by problem id (alphabetical).
             rank = np.empty(nprob, dtype=np.int64)
-            rank[np.argsort(np.array(self.problems or [""], dtype=object), kind="stable")] = np.arange(nprob)
+            rank[np.argsort(np.array(self.codes.problems or [""], dtype=object), kind="stable")] = np.arange(
+                nprob
+            )
             key = snap_step * nprob + (nprob - 1 - rank[problem]) if len(problem) else snap_step
             partial = None
             if not self.back_done and len(self.back):
@@ -392,8 +491,8 @@ class CompletionsIndex:
         """Summary for the filter controls: steps, stage counts, problem ids."""
         snap = self.snapshot()
         with self.lock:
-            stage_names = list(self.stage_names)
-            problems = list(self.problems)
+            stage_names = list(self.codes.stage_names)
+            problems = list(self.codes.problems)
         counts = (
             np.bincount(snap.stage.astype(np.int64), minlength=len(stage_names)) if len(snap.stage) else []
         )
@@ -433,8 +532,8 @@ class CompletionsIndex:
         """
         snap = self.snapshot()
         with self.lock:
-            stage_codes = dict(self.stage_codes)
-            problem_codes = dict(self.problem_codes)
+            stage_codes = dict(self.codes.stage_codes)
+            problem_codes = dict(self.codes.problem_codes)
         mask = np.ones(len(snap.step), dtype=bool)
         if snap.partial_step is not None:
             mask &= snap.step != snap.partial_step

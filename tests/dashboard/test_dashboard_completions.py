@@ -130,3 +130,48 @@ def test_facets_count_stages(comp_file: Path) -> None:
     assert f["stages"] == {"pass": 23, "syntax_error": 1}
     assert f["problems"] == ["a", "b"]
     assert (f["step_min"], f["step_max"]) == (1, 3)
+
+
+def test_parse_process_chunks_map_to_the_index_codes(tmp_path: Path, write_lines, monkeypatch) -> None:
+    # Old lines (indexed by the parse process) use problem ids and a stage name
+    # that the newest chunk (indexed in the thread) never saw, so codes must be translated.
+    monkeypatch.setattr(ci, "BACK_CHUNK", 2000)
+    p = tmp_path / "completions.jsonl"
+    old = [
+        rec(s, f"old{s % 4}", g, stage="weird_stage" if s == 2 else "pass")
+        for s in range(1, 30)
+        for g in range(2)
+    ]
+    new = [rec(s, "newest", g) for s in range(30, 33) for g in range(2)]
+    write_lines(p, [*old, "{not json\n", *new])
+    ix = index(p)
+    assert ix.progress() == {
+        "complete": True,
+        "indexed_bytes": p.stat().st_size,
+        "total_bytes": p.stat().st_size,
+        "rows": 64,
+        "corrupt": 1,
+    }
+    f = ix.facets()
+    assert f["stages"] == {"pass": 62, "weird_stage": 2}
+    assert f["problems"] == ["newest", "old0", "old1", "old2", "old3"]
+    res = ix.query(problem="old1", page_size=100)
+    assert [g["step"] for g in res["groups"]] == [29, 25, 21, 17, 13, 9, 5, 1]
+    assert all(c["problem_id"] == "old1" for g in res["groups"] for c in g["completions"])
+    (g,) = ix.query(stages=["weird_stage"])["groups"]
+    assert (g["step"], g["problem_id"], g["n"]) == (2, "old2", 2)
+
+
+def test_a_dying_parse_process_falls_back_to_the_thread(tmp_path: Path, write_lines, monkeypatch) -> None:
+    import os
+
+    from dashboard.offload import Offloaded
+
+    monkeypatch.setattr(ci, "BACK_CHUNK", 300)
+    monkeypatch.setattr(ci, "Offloaded", lambda *_a: Offloaded(os._exit, 3))
+    p = tmp_path / "completions.jsonl"
+    write_lines(p, [rec(s, f"p{k}", g) for s in range(1, 21) for k in range(3) for g in range(2)])
+    ix = index(p)
+    assert ix.progress()["complete"] is True and ix.progress()["rows"] == 120
+    assert ix.query()["total"] == 60
+    assert ix.facets()["step_min"] == 1
