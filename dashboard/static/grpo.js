@@ -299,7 +299,8 @@ function showEmpty(runsDir, msg) {
   $("#empty-msg").textContent = msg || `Waiting for a run to appear in ${runsDir} …`;
 }
 
-async function loadRun(name) {
+// Returns whether the run loaded.  `quiet`: on failure show nothing (the caller decides).
+async function loadRun(name, { quiet = false } = {}) {
   const token = {};
   state.loading = token;
   if (state.stream) { state.stream.stop(); state.stream = null; }
@@ -311,12 +312,12 @@ async function loadRun(name) {
       api(`/api/${KIND}/runs/${encodeURIComponent(name)}/batch`),
     ]);
   } catch (e) {
-    if (state.loading !== token) return;
+    if (state.loading !== token || quiet) return false;
     showEmpty("", `Could not load run “${name}”: ${e.message}`);
     startStream(state.follow ? "latest" : name, {});
-    return;
+    return false;
   }
-  if (state.loading !== token) return;
+  if (state.loading !== token) return false;
   state.run = info.run;
   state.meta = info.meta || {};
   state.metrics.load(m);
@@ -339,6 +340,7 @@ async function loadRun(name) {
     [`${info.run}/metrics`]: [m.pos.ino, m.pos.offset],
     [`${info.run}/batch`]: [b.pos.ino, b.pos.offset],
   });
+  return true;
 }
 
 function startStream(run, positions) {
@@ -406,12 +408,15 @@ async function init() {
     setParams({ run: picker.value || null });
     api(`/api/${KIND}/runs`).then((r) => loadRun(picker.value || r.latest)).catch(() => {});
   });
+  // The run list (for the picker) and the run itself are fetched at once: when
+  // following the latest run, its name is not needed to ask for it.
+  const runsReq = api(`/api/${KIND}/runs`);
+  const loading = loadRun(param || "latest", { quiet: !param });
   let runs;
-  try { runs = await api(`/api/${KIND}/runs`); } catch (e) { setLive("", "offline"); showEmpty("", e.message); return; }
+  try { runs = await runsReq; } catch (e) { setLive("", "offline"); showEmpty("", e.message); return; }
   fillRunPicker(picker, runs.runs, runs.latest, param, state.follow);
-  const target = param || runs.latest;
-  if (!target) { showEmpty(runs.runs_dir); startStream("latest", {}); return; }
-  await loadRun(target);
+  if (!param && !runs.latest) { state.loading = null; showEmpty(runs.runs_dir); startStream("latest", {}); return; }
+  if (!(await loading) && !param) await loadRun(runs.latest);
 }
 
 init();

@@ -239,3 +239,24 @@ def test_run_directory_created_after_page_load_appears(browser, server_factory, 
     finally:
         ctx.close()
         srv.stop()
+
+
+def test_page_without_run_parameter_follows_the_latest_run(browser, server_factory, tmp_path: Path) -> None:
+    grpo, sft = tmp_path / "g", tmp_path / "s"
+    sft.mkdir()
+    write_grpo_run(str(grpo), "older", steps=5)
+    write_grpo_run(str(grpo), "newer", steps=7)  # becomes `latest`
+    srv = server_factory(grpo, sft)
+    ctx = browser.new_context(bypass_csp=True)
+    try:
+        pg = ctx.new_page()
+        pg.goto(srv.url + "/")
+        pg.wait_for_function(
+            "window.__dash.charts.reward && window.__dash.charts.reward.points() === 7", timeout=8000
+        )
+        assert pg.locator(".statusline .name").inner_text() == "newer"
+        assert pg.locator("#empty").get_attribute("class") == "empty hidden"
+        assert pg.locator("#run-select option").count() == 3  # latest (newer), newer, older
+    finally:
+        ctx.close()
+        srv.stop()
