@@ -1,10 +1,13 @@
 """Benchmark the dashboard on a large synthetic run.
 
 Writes a GRPO run with 100k metric lines, 100k batch lines and 1M completions into a
-temporary directory, starts the real app under uvicorn, and times the API calls the
-``/`` and ``/completions`` pages make on first load (cold caches) and on reload (warm).
+temporary directory, starts the real app under uvicorn, opens ``/`` and
+``/completions`` in headless Chromium (navigation until the charts are drawn / the
+first group is shown), then, on a second fresh app, times the API calls those pages
+make on first load (cold caches) and on reload (warm).
 
     .venv/bin/python scripts/bench_dashboard.py [--metrics 100000] [--completions 1000000] [--keep DIR]
+                                                [--no-browser]
 """
 
 from __future__ import annotations
@@ -19,13 +22,17 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-
-import httpx
-import uvicorn
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dashboard.app import create_app
+# httpx, uvicorn and the app are imported inside the functions that use them: the
+# dashboard's parse processes are spawned, and a spawned child re-imports the main
+# module, which should cost what `python -m dashboard` costs there, not more.
+if TYPE_CHECKING:
+    import httpx
+    import uvicorn
+
 from dashboard.synthetic import (
     batch_record,
     completion_record,
@@ -93,11 +100,72 @@ def page_load(
     return time.perf_counter() - t, results
 
 
+def start_server(runs_dir: str, sft_dir: str, port: int) -> tuple[uvicorn.Server, threading.Thread]:
+    """A fresh app (cold caches) under uvicorn in a thread."""
+    import uvicorn
+
+    from dashboard.app import create_app
+
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(runs_dir, sft_dir), host="127.0.0.1", port=port, log_level="warning")
+    )
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    while not server.started:
+        time.sleep(0.01)
+    return server, th
+
+
+def wait_parsed(base: str) -> float:
+    """Wait until the run's metrics are parsed and its completions indexed; seconds waited."""
+    import httpx
+
+    t = time.perf_counter()
+    with httpx.Client(timeout=120) as client:
+        while not client.get(base + "/api/grpo/runs/bench/completions/facets").json()["index"]["complete"]:
+            time.sleep(0.2)
+        while client.get(base + "/api/grpo/runs/bench/metrics?keys=reward").json()["sampled"]:
+            time.sleep(0.2)
+        while client.get(base + "/api/grpo/runs/bench/batch").json()["sampled"]:
+            time.sleep(0.2)
+    return time.perf_counter() - t
+
+
+def browser_open(base: str) -> None:
+    """Open the pages in headless Chromium: navigation to charts drawn / first group shown."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        print("browser: playwright not installed, skipped")
+        return
+    if not os.path.exists("/usr/bin/chromium"):
+        print("browser: no /usr/bin/chromium, skipped")
+        return
+    drawn = "window.__dash && window.__dash.charts.reward && window.__dash.charts.reward.points() > 0"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+        # bypass_csp only lets Playwright evaluate its wait predicate.
+        pg = b.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True).new_page()
+        pg.goto("about:blank")  # a browser that is already running, as a user's is
+        for label, path, ready in (
+            ("/ (GRPO) cold", "/", drawn),
+            ("/ (GRPO) reload", "/", drawn),
+            ("/completions cold", "/completions", "document.querySelector('.group') !== null"),
+            ("/completions reload", "/completions", "document.querySelector('.group') !== null"),
+        ):
+            t = time.perf_counter()
+            pg.goto(base + path)
+            pg.wait_for_function(ready, timeout=60_000, polling=20)
+            print(f"browser {label:20s} {(time.perf_counter() - t) * 1000:8.0f} ms  (navigation to drawn)")
+        b.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--metrics", type=int, default=100_000)
     ap.add_argument("--completions", type=int, default=1_000_000)
     ap.add_argument("--keep", default=None, help="write the run here and keep it")
+    ap.add_argument("--no-browser", action="store_true", help="skip the headless Chromium page loads")
     args = ap.parse_args()
 
     root = args.keep or tempfile.mkdtemp(prefix="bench_dashboard_")
@@ -117,18 +185,16 @@ def main() -> int:
     print(f"generated in {gen_s:.1f}s: " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sizes.items()))
 
     port = 18000 + os.getpid() % 1000
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(runs_dir, os.path.join(root, "sft_runs")),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-        )
-    )
-    th = threading.Thread(target=server.run, daemon=True)
-    th.start()
-    while not server.started:
-        time.sleep(0.01)
+    sft_dir = os.path.join(root, "sft_runs")
+    if not args.no_browser:
+        bserver, bth = start_server(runs_dir, sft_dir, port + 1)
+        try:
+            browser_open(f"http://127.0.0.1:{port + 1}")
+            wait_parsed(f"http://127.0.0.1:{port + 1}")  # leave nothing parsing behind
+        finally:
+            bserver.should_exit = True
+            bth.join(5)
+    server, th = start_server(runs_dir, sft_dir, port)
     base = f"http://127.0.0.1:{port}"
     grpo_page = [
         "/api/grpo/runs",
@@ -142,6 +208,8 @@ def main() -> int:
         "/api/grpo/runs/bench/completions?page=0&page_size=10",
         "/api/grpo/runs/bench/completions/facets",
     ]
+    import httpx
+
     try:
         with httpx.Client(timeout=120, headers={"Accept-Encoding": "gzip"}) as client:
             for label, paths in (
