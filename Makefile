@@ -90,8 +90,8 @@ dashboard: ## the live dashboard on 127.0.0.1:8080, DASHBOARD_PORT (GRPO, comple
 	$(PY) -m dashboard --runs-dir "$${GRPO_OUTPUT_DIR:-grpo_runs}" --sft-runs-dir "$${SFT_OUTPUT_DIR:-sft_runs}" \
 	  --host "$${DASHBOARD_HOST:-127.0.0.1}" --port "$${DASHBOARD_PORT:-8080}"
 
-bench-dashboard: ## time the dashboard's first page loads on a generated 100k-step, 1M-completion run
-	@scripts/bootstrap.sh core
+bench-dashboard: ## time the dashboard's first page opens (Chromium and API) on a generated 100k-step, 1M-completion run
+	@scripts/bootstrap.sh browser
 	$(PY) scripts/bench_dashboard.py
 
 bench-reward: ## reward throughput: verifier (sandboxed) vs a naive ocamlc harness vs the compiler floor
