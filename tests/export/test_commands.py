@@ -33,6 +33,15 @@ def test_llama_server_needs_a_gguf_and_a_free_port_of_its_own(tmp_path):
         assert clash.returncode == 2 and "dashboard's or TensorBoard's port" in clash.stderr
 
 
+def test_llama_server_threads_must_be_a_positive_number(tmp_path):
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    for bad in ("0", "two", "-1"):
+        proc = sh("scripts/llama_server.sh", str(gguf), LLAMA_SERVER_PORT="18798", LLAMA_SERVER_THREADS=bad)
+        assert proc.returncode == 2
+        assert f"LLAMA_SERVER_THREADS={bad}: expected a positive whole number" in proc.stderr
+
+
 def test_llama_server_without_a_build_says_make_llama_cpp(tmp_path):
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")

@@ -106,7 +106,12 @@ def free_port() -> int:
 def server(exported):
     out, merged, _ = exported
     port = free_port()
-    env = {**os.environ, "LLAMA_SERVER_PORT": str(port), "LLAMA_SERVER_CTX": "1024"}
+    env = {
+        **os.environ,
+        "LLAMA_SERVER_PORT": str(port),
+        "LLAMA_SERVER_CTX": "1024",
+        "LLAMA_SERVER_THREADS": "1",
+    }
     proc = subprocess.Popen(
         ["scripts/llama_server.sh", str(out / "tiny-Q4_K_M.gguf")],
         cwd=REPO,
