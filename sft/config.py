@@ -85,8 +85,10 @@ class SFTTrainConfig:
             epochs=epochs,
             learning_rate=e.float("SFT_LEARNING_RATE", 1e-4 if gpu else 2e-4, 0.0, 1.0),
             warmup_ratio=e.float("SFT_WARMUP_RATIO", 0.03, 0.0, 0.99),
-            batch_size=e.int("SFT_BATCH_SIZE", 8 if gpu else 4, minimum=1),
-            grad_accum=e.int("SFT_GRAD_ACCUM", 2 if gpu else 1, minimum=1),
+            # cpu: 2 x 2 rather than 4 x 1, the same 4 examples a step: the logits (batch x length
+            # x vocabulary) are the memory, and this measured 6.2 GB resident against 11.4 GB.
+            batch_size=e.int("SFT_BATCH_SIZE", 8 if gpu else 2, minimum=1),
+            grad_accum=e.int("SFT_GRAD_ACCUM", 2, minimum=1),
             max_length=e.int("SFT_MAX_LENGTH", 2048 if gpu else 1024, minimum=32),
             logging_steps=e.int("SFT_LOGGING_STEPS", 1, minimum=1),
             eval_steps=e.int("SFT_EVAL_STEPS", 50 if gpu else 20, minimum=1),

@@ -45,6 +45,8 @@ def test_profiles():
     gpu = SFTTrainConfig.from_env({}, cuda=True)
     assert (gpu.model, gpu.bf16, gpu.lora.r) == ("Qwen/Qwen2.5-Coder-1.5B-Instruct", True, 64)
     assert SFTTrainConfig.from_env({"SFT_EVAL_DATASET": "none"}, cuda=False).eval_dataset is None
+    # 4 examples a step on either profile's device; cpu accumulates to halve the logits' memory.
+    assert (cpu.batch_size, cpu.grad_accum, gpu.batch_size, gpu.grad_accum) == (2, 2, 8, 2)
 
 
 def test_train_exits_2_before_loading_a_model(tmp_path):
