@@ -63,3 +63,16 @@ def test_leaving_the_loop_stops_the_child() -> None:
             break
     job.stop()
     assert job.proc is not None and not job.proc.is_alive()
+
+
+def test_parse_modules_do_not_import_the_web_app() -> None:
+    # A parse process imports these; pulling in FastAPI made each one cost ~0.8 s of CPU to start.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, dashboard.series, dashboard.completions_index; "
+        "print(sorted(m for m in ('fastapi', 'starlette', 'uvicorn', 'dashboard.app') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
