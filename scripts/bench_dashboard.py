@@ -190,7 +190,8 @@ def main() -> int:
         bserver, bth = start_server(runs_dir, sft_dir, port + 1)
         try:
             browser_open(f"http://127.0.0.1:{port + 1}")
-            wait_parsed(f"http://127.0.0.1:{port + 1}")  # leave nothing parsing behind
+            waited = wait_parsed(f"http://127.0.0.1:{port + 1}")  # leave nothing parsing behind
+            print(f"browser-phase app: every file parsed {waited:.1f}s after the page loads")
         finally:
             bserver.should_exit = True
             bth.join(5)
