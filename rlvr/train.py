@@ -13,6 +13,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .config import GRPOTrainConfig
 from .data import DataError, load_problems
@@ -22,6 +23,9 @@ from .models import ModelLoadError, check_loadable, load_tokenizer, resolve_mode
 from .prompts import build_messages, pick_few_shot, prompt_token_count
 from .rewards import RewardContext, build_reward_functions
 from .runlog import RunDir, RunDirError, git_commit, now_iso
+
+if TYPE_CHECKING:
+    from sft.config import SFTTrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,20 +67,14 @@ def build_dataset(cfg: GRPOTrainConfig, tokenizer):
     return Dataset.from_list(rows), problems, too_long
 
 
-def trainer_args(cfg: GRPOTrainConfig, run: RunDir):
-    from trl import GRPOConfig, RLOOConfig
-
-    common = dict(
+def shared_trainer_args(cfg: GRPOTrainConfig | SFTTrainConfig, run: RunDir) -> dict[str, Any]:
+    """The TrainingArguments that GRPO and SFT set alike, from the fields both configs have."""
+    return dict(
         output_dir=str(run.checkpoints),
         max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
-        num_generations=cfg.num_generations,
         learning_rate=cfg.learning_rate,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        max_completion_length=cfg.max_completion_length,
-        beta=cfg.beta,
         logging_steps=cfg.logging_steps,
         save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit,
@@ -86,14 +84,27 @@ def trainer_args(cfg: GRPOTrainConfig, run: RunDir):
         gradient_checkpointing=cfg.gradient_checkpointing,
         report_to=list(cfg.report_to) or "none",
         run_name=cfg.run_name,
+        model_init_kwargs={"dtype": "bfloat16" if cfg.bf16 else "float32"},
+        disable_tqdm=True,
+    )
+
+
+def trainer_args(cfg: GRPOTrainConfig, run: RunDir):
+    from trl import GRPOConfig, RLOOConfig
+
+    common = dict(
+        shared_trainer_args(cfg, run),
+        num_generations=cfg.num_generations,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_completion_length=cfg.max_completion_length,
+        beta=cfg.beta,
         push_to_hub=cfg.push_to_hub,
         hub_model_id=cfg.hub_model_id,
         use_vllm=cfg.use_vllm,
         vllm_mode=cfg.vllm_mode,
         vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-        model_init_kwargs={"dtype": "bfloat16" if cfg.bf16 else "float32"},
         log_completions=False,  # we write completions.jsonl ourselves
-        disable_tqdm=True,
     )
     if cfg.vllm_server_url:
         common["vllm_server_base_url"] = cfg.vllm_server_url

@@ -22,7 +22,7 @@ from rlvr.envconf import ConfigError
 from rlvr.export.merge import model_for_training, note_parent_adapter
 from rlvr.models import ModelLoadError, check_loadable, load_tokenizer, resolve_model
 from rlvr.runlog import RunDir, RunDirError, git_commit, now_iso
-from rlvr.train import peft_config, versions
+from rlvr.train import peft_config, shared_trainer_args, versions
 
 from .config import SFTTrainConfig
 from .data import SFTData, build_split, eval_prompts
@@ -72,32 +72,17 @@ def trainer_args(cfg: SFTTrainConfig, run: RunDir, has_eval: bool):
     from trl import SFTConfig
 
     return SFTConfig(
-        output_dir=str(run.checkpoints),
-        max_steps=cfg.max_steps,
+        **shared_trainer_args(cfg, run),
         num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=cfg.warmup_ratio,  # a float < 1 is a ratio of the total steps (transformers 5)
-        logging_steps=cfg.logging_steps,
         eval_strategy="steps" if has_eval else "no",
         eval_steps=cfg.eval_steps,
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        seed=cfg.seed,
-        bf16=cfg.bf16,
-        use_cpu=cfg.profile == "cpu",
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        report_to=list(cfg.report_to) or "none",
-        run_name=cfg.run_name,
         max_length=cfg.max_length,
         completion_only_loss=True,  # the prompt is context, not a target
         packing=False,
-        model_init_kwargs={"dtype": "bfloat16" if cfg.bf16 else "float32"},
         push_to_hub=False,
-        disable_tqdm=True,
     )
 
 
