@@ -147,6 +147,14 @@ class RunDir:
             raise RunDirError(f"{kind.upper()}_RESUME={spec!r}: no such run directory (looked in {root})")
         return path.resolve()
 
+    @classmethod
+    def open(cls, root: Path, name: str, resume: str | None, kind: str = "grpo") -> RunDir:
+        """The run to write: a new one called ``name``, or the existing one ``resume`` names."""
+        if resume:
+            path = cls.resolve_resume(root, resume, kind=kind)
+            return cls(path.parent, path.name, resume=True, kind=kind)
+        return cls(root, name, kind=kind)
+
     @property
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"

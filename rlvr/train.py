@@ -150,13 +150,8 @@ def main(env: dict[str, str] | None = None) -> int:
     except ConfigError as e:
         print(f"configuration error: {e}", file=sys.stderr)
         return 2
-    root = Path(cfg.output_dir)
     try:
-        if cfg.resume:
-            path = RunDir.resolve_resume(root, cfg.resume)
-            run = RunDir(path.parent, path.name, resume=True)
-        else:
-            run = RunDir(root, cfg.run_name)
+        run = RunDir.open(Path(cfg.output_dir), cfg.run_name, cfg.resume)
     except RunDirError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

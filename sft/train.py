@@ -119,13 +119,8 @@ def main(env: dict[str, str] | None = None) -> int:
     except ConfigError as e:
         print(f"configuration error: {e}", file=sys.stderr)
         return 2
-    root = Path(cfg.output_dir)
     try:
-        if cfg.resume:
-            path = RunDir.resolve_resume(root, cfg.resume, kind="sft")
-            run = RunDir(path.parent, path.name, resume=True, kind="sft")
-        else:
-            run = RunDir(root, cfg.run_name, kind="sft")
+        run = RunDir.open(Path(cfg.output_dir), cfg.run_name, cfg.resume, kind="sft")
     except RunDirError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
