@@ -78,7 +78,10 @@ class GRPOTrainConfig:
         return asdict(self)
 
     @staticmethod
-    def from_env(env: Mapping[str, str] | None = None, cuda: bool | None = None) -> GRPOTrainConfig:
+    def from_env(
+        env: Mapping[str, str] | None = None, cuda: bool | None = None, cpu_bf16: bool | None = None
+    ) -> GRPOTrainConfig:
+        """Parse the GRPO settings; `cuda` and `cpu_bf16` (fast bf16 on this CPU) are detected when None."""
         e = Env(os.environ if env is None else env)
         if cuda is None:
             import torch
@@ -87,7 +90,9 @@ class GRPOTrainConfig:
         profile = e.choice("GRPO_PROFILE", "cuda" if cuda else "cpu", ("cpu", "cuda"))
         gpu = profile == "cuda"
         model = e.str("BASE_MODEL_ID", GPU_DEFAULT if gpu else BUNDLED)
-        num_generations = e.int("GRPO_NUM_GENERATIONS", 8 if gpu else 4, minimum=2)
+        # cpu: 8 completions generated as one batch cost ~1.1x the wall time of 4 (doc/benchmarks.md)
+        # and a group of 8 is far less often all-equal, so fewer steps are wasted without a gradient
+        num_generations = e.int("GRPO_NUM_GENERATIONS", 8, minimum=2)
         batch_size = e.int("GRPO_BATCH_SIZE", num_generations, minimum=1)
         if batch_size % num_generations:
             raise ConfigError(
@@ -105,7 +110,7 @@ class GRPOTrainConfig:
             if weight and not re.fullmatch(r"-?\d+(\.\d+)?", weight):
                 raise ConfigError(f"GRPO_REWARDS entry {spec!r}: the weight after ':' must be a number")
         report = report_to_from_env(e, "GRPO")
-        bf16 = bf16_from_env(e, "GRPO", gpu)
+        bf16 = bf16_from_env(e, "GRPO", gpu, cpu_bf16)
         use_vllm = e.bool("GRPO_USE_VLLM", False)
         if use_vllm and not gpu:
             raise ConfigError("GRPO_USE_VLLM=1 needs a CUDA GPU (and `pip install -e .[gpu]`)")
@@ -131,14 +136,15 @@ class GRPOTrainConfig:
             resume=e.str("GRPO_RESUME", None),
             algorithm=e.choice("GRPO_ALGORITHM", "grpo", ALGORITHMS),
             loss_type=e.choice("GRPO_LOSS_TYPE", "dapo", LOSS_TYPES),
-            max_steps=e.int("GRPO_MAX_STEPS", 500 if gpu else 60, minimum=1),
+            max_steps=e.int("GRPO_MAX_STEPS", 500 if gpu else 30, minimum=1),
             num_generations=num_generations,
             batch_size=batch_size,
             grad_accum=e.int("GRPO_GRAD_ACCUM", 4 if gpu else 1, minimum=1),
             learning_rate=e.float("GRPO_LEARNING_RATE", 5e-6 if gpu else 2e-5, 0.0, 1.0),
             temperature=e.float("GRPO_TEMPERATURE", 1.0 if gpu else 0.9, 0.0, 5.0),
             top_p=e.float("GRPO_TOP_P", 1.0, 0.0, 1.0),
-            max_completion_length=e.int("GRPO_MAX_COMPLETION_LENGTH", 512 if gpu else 160, minimum=8),
+            # cpu: 256 tokens hold 85% of the reference solutions whole (160: 64%; a cut answer never parses)
+            max_completion_length=e.int("GRPO_MAX_COMPLETION_LENGTH", 512 if gpu else 256, minimum=8),
             max_prompt_length=e.int("GRPO_MAX_PROMPT_LENGTH", 1024 if gpu else 512, minimum=16),
             beta=e.float("GRPO_BETA", 0.0, 0.0, 10.0),
             scale_rewards=e.choice("GRPO_SCALE_REWARDS", "group", ("group", "batch", "none")),
@@ -186,12 +192,47 @@ def report_to_from_env(e: Env, prefix: str) -> tuple[str, ...]:
     return tuple(r for r in report if r != "none")
 
 
-def bf16_from_env(e: Env, prefix: str, gpu: bool) -> bool:
-    """<prefix>_BF16 (default: on with the cuda profile); refused on CPU."""
-    bf16 = e.bool(f"{prefix}_BF16", gpu)
-    if bf16 and not gpu:
-        raise ConfigError(f"{prefix}_BF16=1 needs the cuda profile: CPU training here runs in float32")
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_bf16_flags(cpuinfo: str | None = None) -> tuple[str, ...]:
+    """The CPU features that make bf16 matmuls fast here (AVX512-BF16, AMX), from /proc/cpuinfo."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return ()
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+    return tuple(f for f in CPU_BF16_FLAGS if f in flags)
+
+
+def bf16_from_env(e: Env, prefix: str, gpu: bool, cpu_bf16: bool | None = None) -> bool:
+    """<prefix>_BF16, on by default with the cuda profile and on CPUs with fast bf16 (`cpu_bf16`;
+    None: read /proc/cpuinfo).
+
+    On CPU it means bf16 autocast over float32 master weights (measured: the same loss as float32
+    within noise, doc/benchmarks.md), allowed only where the CPU has AVX512-BF16 or AMX: elsewhere
+    bf16 is emulated and slower than float32.
+    """
+    if cpu_bf16 is None:
+        cpu_bf16 = bool(cpu_bf16_flags())
+    bf16 = e.bool(f"{prefix}_BF16", gpu or cpu_bf16)
+    if bf16 and not gpu and not cpu_bf16:
+        raise ConfigError(
+            f"{prefix}_BF16=1 on CPU needs AVX512-BF16 or AMX (this CPU has neither, so bf16 would be "
+            f"emulated and slower than float32): unset {prefix}_BF16"
+        )
     return bf16
+
+
+def weights_dtype(profile: str, bf16: bool) -> str:
+    """The dtype the model's weights load in: bf16 on CUDA; float32 on CPU, where bf16 is autocast
+    (the optimizer keeps float32 master weights, so small LoRA updates are not rounded away)."""
+    return "bfloat16" if bf16 and profile == "cuda" else "float32"
 
 
 def lora_from_env(e: Env, prefix: str, gpu: bool, load_in_4bit: bool = False) -> LoraSettings:

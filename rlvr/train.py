@@ -15,11 +15,11 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import GRPOTrainConfig
+from .config import GRPOTrainConfig, weights_dtype
 from .data import DataError, load_problems
 from .envconf import ConfigError
 from .export.merge import model_for_training, note_parent_adapter
-from .models import ModelLoadError, check_loadable, load_tokenizer, resolve_model
+from .models import ModelLoadError, check_loadable, is_adapter_dir, load_tokenizer, resolve_model
 from .prompts import build_messages, pick_few_shot, prompt_token_count
 from .rewards import RewardContext, build_reward_functions
 from .runlog import RunDir, RunDirError, git_commit, now_iso
@@ -84,7 +84,7 @@ def shared_trainer_args(cfg: GRPOTrainConfig | SFTTrainConfig, run: RunDir) -> d
         gradient_checkpointing=cfg.gradient_checkpointing,
         report_to=list(cfg.report_to) or "none",
         run_name=cfg.run_name,
-        model_init_kwargs={"dtype": "bfloat16" if cfg.bf16 else "float32"},
+        model_init_kwargs={"dtype": weights_dtype(cfg.profile, cfg.bf16)},
         disable_tqdm=True,
     )
 
@@ -143,6 +143,28 @@ def make_trainer_class(algorithm: str):
     return type(f"Timed{base.__name__}", (TimingMixin, base), {})
 
 
+SFT_HINT = (
+    "hint: {model} is not an SFT result; a base model rarely writes OCaml that scores, so GRPO gets no "
+    "signal: `make pipeline` runs SFT -> GRPO -> evaluation, or `make sft-train` then "
+    "BASE_MODEL_ID=sft_runs/latest/final make rlvr-train"
+)
+
+
+def is_fine_tuned(model_path: str) -> bool:
+    """True for a model this project (or PEFT) trained: an adapter directory, or the final/ or
+    checkpoint directory of an SFT or GRPO run (its run.json says so)."""
+    path = Path(model_path)
+    if is_adapter_dir(path):
+        return True
+    for parent in (path.parent, path.parent.parent):
+        try:
+            if json.loads((parent / "run.json").read_text()).get("kind") in ("sft", "grpo"):
+                return True
+        except (OSError, json.JSONDecodeError):
+            continue
+    return False
+
+
 def main(env: dict[str, str] | None = None) -> int:
     env = dict(os.environ if env is None else env)
     try:
@@ -161,6 +183,8 @@ def main(env: dict[str, str] | None = None) -> int:
         check_loadable(model_path)
         tokenizer = load_tokenizer(model_path)
         dataset, problems, dropped = build_dataset(cfg, tokenizer)
+        if not is_fine_tuned(model_path):
+            print(SFT_HINT.format(model=cfg.model), flush=True)
     except (ModelLoadError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -184,7 +208,7 @@ def main(env: dict[str, str] | None = None) -> int:
     run.point_latest()
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.path / "tb")
 
-    from .callbacks import RunFilesCallback
+    from .callbacks import RunFilesCallback, SignalGuardCallback
 
     ctx = RewardContext(verifier, problems, run, cfg.reward_settings)
     funcs, weights = build_reward_functions(cfg.rewards, ctx)
@@ -197,13 +221,13 @@ def main(env: dict[str, str] | None = None) -> int:
     try:
         trainer = trainer_cls(
             # an SFT/GRPO LoRA adapter directory is merged into its base in memory; a new LoRA trains on top
-            model=model_for_training(model_path, "bfloat16" if cfg.bf16 else "float32"),
+            model=model_for_training(model_path, weights_dtype(cfg.profile, cfg.bf16)),
             reward_funcs=funcs,
             args=args,
             train_dataset=dataset,
             processing_class=tokenizer,
             peft_config=peft_config(cfg),
-            callbacks=[callback],
+            callbacks=[callback, SignalGuardCallback(run)],
         )
         note_parent_adapter(trainer.model, model_path)  # saved adapters record the chain
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)

@@ -50,7 +50,10 @@ class SFTTrainConfig:
         return asdict(self)
 
     @staticmethod
-    def from_env(env: Mapping[str, str] | None = None, cuda: bool | None = None) -> SFTTrainConfig:
+    def from_env(
+        env: Mapping[str, str] | None = None, cuda: bool | None = None, cpu_bf16: bool | None = None
+    ) -> SFTTrainConfig:
+        """Parse the SFT settings; `cuda` and `cpu_bf16` (fast bf16 on this CPU) are detected when None."""
         e = Env(os.environ if env is None else env)
         if cuda is None:
             import torch
@@ -64,11 +67,12 @@ class SFTTrainConfig:
             raise ConfigError(
                 f"SFT_MAX_STEPS={max_steps}: expected a positive step count (or unset/-1 for SFT_EPOCHS)"
             )
-        epochs = e.float("SFT_EPOCHS", 3.0 if gpu else 1.0, 0.0)
+        # cpu: two epochs; one left the bundled model looping until max tokens (doc/benchmarks.md "Learning")
+        epochs = e.float("SFT_EPOCHS", 3.0 if gpu else 2.0, 0.0)
         if epochs <= 0 and max_steps == -1:
             raise ConfigError(f"SFT_EPOCHS={epochs}: expected a number > 0 (or set SFT_MAX_STEPS)")
         report = report_to_from_env(e, "SFT")
-        bf16 = bf16_from_env(e, "SFT", gpu)
+        bf16 = bf16_from_env(e, "SFT", gpu, cpu_bf16)
         lora = lora_from_env(e, "SFT", gpu)
         eval_dataset = e.str("SFT_EVAL_DATASET", "bundled")
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -85,10 +89,11 @@ class SFTTrainConfig:
             epochs=epochs,
             learning_rate=e.float("SFT_LEARNING_RATE", 1e-4 if gpu else 2e-4, 0.0, 1.0),
             warmup_ratio=e.float("SFT_WARMUP_RATIO", 0.03, 0.0, 0.99),
-            # cpu: 2 x 2 rather than 4 x 1, the same 4 examples a step: the logits (batch x length
-            # x vocabulary) are the memory, and this measured 6.2 GB resident against 11.4 GB.
-            batch_size=e.int("SFT_BATCH_SIZE", 8 if gpu else 2, minimum=1),
-            grad_accum=e.int("SFT_GRAD_ACCUM", 2, minimum=1),
+            # cpu: 1 x 4, the same 4 examples a step as 2 x 2 or 4 x 1 but with no padding, which on
+            # 2 cores is wasted compute; and the logits (batch x length x vocabulary) are the memory.
+            # Measured side by side in doc/benchmarks.md "SFT speed".
+            batch_size=e.int("SFT_BATCH_SIZE", 8 if gpu else 1, minimum=1),
+            grad_accum=e.int("SFT_GRAD_ACCUM", 2 if gpu else 4, minimum=1),
             max_length=e.int("SFT_MAX_LENGTH", 2048 if gpu else 1024, minimum=32),
             logging_steps=e.int("SFT_LOGGING_STEPS", 1, minimum=1),
             eval_steps=e.int("SFT_EVAL_STEPS", 50 if gpu else 20, minimum=1),

@@ -17,6 +17,7 @@ import traceback
 from pathlib import Path
 
 from rlvr.callbacks import RunFilesCallback
+from rlvr.config import weights_dtype
 from rlvr.data import DataError
 from rlvr.envconf import ConfigError
 from rlvr.export.merge import model_for_training, note_parent_adapter
@@ -100,7 +101,7 @@ def build_trainer(
     from trl import SFTTrainer
 
     trainer = SFTTrainer(
-        model=model_for_training(model_path, "bfloat16" if cfg.bf16 else "float32"),
+        model=model_for_training(model_path, weights_dtype(cfg.profile, cfg.bf16)),
         args=trainer_args(cfg, run, has_eval=evaluation is not None),
         train_dataset=Dataset.from_list(train.rows),
         eval_dataset=Dataset.from_list(evaluation.rows) if evaluation else None,

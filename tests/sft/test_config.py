@@ -25,7 +25,6 @@ from .conftest import REPO, sft_env
         ({"SFT_LEARNING_RATE": "2"}, "SFT_LEARNING_RATE='2': expected a number in"),
         ({"SFT_BATCH_SIZE": "0"}, "SFT_BATCH_SIZE='0': expected an integer >= 1"),
         ({"SFT_MAX_LENGTH": "8"}, "SFT_MAX_LENGTH='8': expected an integer >= 32"),
-        ({"SFT_BF16": "1"}, "SFT_BF16=1 needs the cuda profile"),
         ({"SFT_PROFILE": "tpu"}, "SFT_PROFILE='tpu': expected one of cpu, cuda"),
         ({"SFT_REPORT_TO": "neptune"}, "'neptune' is not one of tensorboard, wandb, trackio, none"),
         ({"LORA_R": "x"}, "LORA_R='x': expected an integer"),
@@ -38,15 +37,18 @@ def test_bad_value_names_the_variable(env, message):
 
 
 def test_profiles():
-    cpu = SFTTrainConfig.from_env({}, cuda=False)
-    assert (cpu.model, cpu.dataset, cpu.eval_dataset, cpu.bf16, cpu.max_steps) == (
-        "bundled", "bundled", "bundled", False, -1,
+    cpu = SFTTrainConfig.from_env({}, cuda=False, cpu_bf16=False)
+    assert (cpu.model, cpu.dataset, cpu.eval_dataset, cpu.bf16, cpu.max_steps, cpu.epochs) == (
+        "bundled", "bundled", "bundled", False, -1, 2.0,
     )  # fmt: skip
+    assert SFTTrainConfig.from_env({}, cuda=False, cpu_bf16=True).bf16 is True
+    with pytest.raises(ConfigError, match="SFT_BF16=1 on CPU needs AVX512-BF16 or AMX"):
+        SFTTrainConfig.from_env({"SFT_BF16": "1"}, cuda=False, cpu_bf16=False)
     gpu = SFTTrainConfig.from_env({}, cuda=True)
     assert (gpu.model, gpu.bf16, gpu.lora.r) == ("Qwen/Qwen2.5-Coder-1.5B-Instruct", True, 64)
     assert SFTTrainConfig.from_env({"SFT_EVAL_DATASET": "none"}, cuda=False).eval_dataset is None
-    # 4 examples a step on either profile's device; cpu accumulates to halve the logits' memory.
-    assert (cpu.batch_size, cpu.grad_accum, gpu.batch_size, gpu.grad_accum) == (2, 2, 8, 2)
+    # 4 examples a step on cpu, one at a time: no padding, and a quarter of the logits' memory.
+    assert (cpu.batch_size, cpu.grad_accum, gpu.batch_size, gpu.grad_accum) == (1, 4, 8, 2)
 
 
 def test_train_exits_2_before_loading_a_model(tmp_path):

@@ -21,7 +21,6 @@ from .conftest import run_module, train_env
         ),
         ({"GRPO_REWARDS": "ocaml,bogus"}, "unknown reward 'bogus'"),
         ({"GRPO_REWARDS": "ocaml:heavy"}, "the weight after ':' must be a number"),
-        ({"GRPO_BF16": "1"}, "GRPO_BF16=1 needs the cuda profile"),
         ({"GRPO_USE_VLLM": "1"}, "GRPO_USE_VLLM=1 needs a CUDA GPU"),
         ({"GRPO_PUSH_TO_HUB": "1"}, "GRPO_PUSH_TO_HUB=1 needs GRPO_HUB_MODEL_ID"),
         ({"GRPO_TEMPERATURE": "-1"}, "GRPO_TEMPERATURE='-1': expected a number in"),
@@ -35,8 +34,24 @@ def test_bad_value_names_the_variable(env, message):
 
 
 def test_cpu_profile_defaults_to_the_bundled_model():
-    cfg = GRPOTrainConfig.from_env({}, cuda=False)
+    cfg = GRPOTrainConfig.from_env({}, cuda=False, cpu_bf16=False)
     assert (cfg.model, cfg.profile, cfg.bf16, cfg.lora.enabled) == ("bundled", "cpu", False, True)
+    assert (cfg.num_generations, cfg.batch_size, cfg.max_completion_length, cfg.max_steps) == (8, 8, 256, 30)
+
+
+def test_cpu_bf16_follows_the_cpu_and_is_refused_where_it_would_be_emulated():
+    assert GRPOTrainConfig.from_env({}, cuda=False, cpu_bf16=True).bf16 is True
+    assert GRPOTrainConfig.from_env({"GRPO_BF16": "0"}, cuda=False, cpu_bf16=True).bf16 is False
+    with pytest.raises(ConfigError, match="GRPO_BF16=1 on CPU needs AVX512-BF16 or AMX"):
+        GRPOTrainConfig.from_env({"GRPO_BF16": "1"}, cuda=False, cpu_bf16=False)
+
+
+def test_cpu_bf16_flags_are_read_from_cpuinfo():
+    from rlvr.config import cpu_bf16_flags
+
+    assert cpu_bf16_flags("processor: 0\nflags\t\t: fpu avx512f avx512_bf16 sse\n") == ("avx512_bf16",)
+    assert cpu_bf16_flags("flags : fpu amx_bf16 amx_tile avx512_bf16\n") == ("avx512_bf16", "amx_bf16")
+    assert cpu_bf16_flags("flags : fpu avx2 fma\n") == ()
 
 
 def test_cuda_profile_defaults_to_qwen_in_bf16():
