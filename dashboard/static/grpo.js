@@ -281,9 +281,31 @@ function renderStatus() {
   if (isNum(n)) line.append(el("span", { text: `${fmtNum(n)} metric lines` }));
 }
 
+const NO_SIGNAL_FIXES = [
+  "SFT first (make pipeline, or make sft-train then BASE_MODEL_ID=sft_runs/latest/final)",
+  "more generations (GRPO_NUM_GENERATIONS=8 or 16)",
+  "easier problems",
+  "a higher temperature (GRPO_TEMPERATURE)",
+];
+
+/** The signal guard's verdict (rlvr.callbacks.SignalGuardCallback): the latest no_signal / signal_restored event. */
+function renderSignal() {
+  const node = $("#signal-banner");
+  if (!node) return;
+  const last = [...state.metrics.events].reverse().find((e) => e.event === "no_signal" || e.event === "signal_restored");
+  clear(node);
+  if (!last || last.event !== "no_signal") { node.classList.add("hidden"); return; }
+  node.classList.remove("hidden");
+  node.append(
+    el("strong", { text: "No gradient: the model is not learning." }),
+    el("span", { text: ` Since step ${fmtNum(last.step)}, at least 90% of the groups of the last 10 steps had zero reward variance (every completion of a prompt scored the same). Fixes: ${NO_SIGNAL_FIXES.join("; ")}.` }),
+  );
+}
+
 function renderAll() {
   if (!state.built) buildLayout();
   renderStatus();
+  renderSignal();
   renderCards();
   renderCharts();
 }

@@ -41,6 +41,7 @@ def test_grpo_starts_from_the_sft_adapter_and_merges_the_whole_chain(tiny_model,
     grpo = run_module("rlvr.train", env)
     assert grpo.returncode == 0, grpo.stdout[-2000:] + grpo.stderr[-3000:]
     assert f"{sft_adapter} is a LoRA adapter: merging it into its base in memory" in grpo.stdout
+    assert "hint:" not in grpo.stdout  # an SFT result: no hint to run SFT first
     grpo_adapter = tmp_path / "grpo" / "run" / "final"
     recorded = json.loads((grpo_adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
     assert recorded == str(sft_adapter.resolve())

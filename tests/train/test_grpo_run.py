@@ -44,6 +44,12 @@ def test_every_run_file_is_written(finished_run):
     assert (run.parent / "latest").resolve() == run.resolve()
 
 
+def test_a_run_from_a_base_model_hints_at_sft_first(finished_run):
+    _, _, proc = finished_run
+    hints = [line for line in proc.stdout.splitlines() if line.startswith("hint:")]
+    assert len(hints) == 1 and "is not an SFT result" in hints[0] and "make pipeline" in hints[0]
+
+
 def test_run_json_records_config_versions_and_status(finished_run):
     info = json.loads((finished_run[0] / "run.json").read_text())
     assert info["status"] == "finished"
