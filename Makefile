@@ -6,9 +6,9 @@ PY := .venv/bin/python
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup test test-fast lint score validate-data rlvr-train sft-train stop tensorboard dashboard \
+.PHONY: help setup test test-fast lint score validate-data rlvr-train pipeline sft-train stop tensorboard dashboard \
   eval eval-compare serve-model merge-adapter export-gguf llama-cpp llama-server vllm-server \
-  bench-dashboard bench-reward bench-train shell shell-cuda clean
+  bench-dashboard bench-reward bench-speed bench-train shell shell-cuda clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,6 +42,10 @@ rlvr-train: ## GRPO in the background (FOREGROUND=1 attached; GRPO_MONITOR=0 wit
 
 stop: ## stop the running training (checkpoint first) and the monitors it started
 	@$(PY) -m rlvr.launch stop
+
+pipeline: ## SFT -> GRPO -> eval before/after -> learning report, in the background (FOREGROUND=1 attached; PIPELINE_RESUME=latest continues)
+	@scripts/bootstrap.sh core
+	@$(PY) -m rlvr.launch start pipeline
 
 sft-train: ## supervised fine-tuning on reference solutions, in the background (FOREGROUND=1 attached)
 	@scripts/bootstrap.sh core
@@ -98,8 +102,13 @@ bench-reward: ## reward throughput: verifier (sandboxed) vs a naive ocamlc harne
 	@scripts/bootstrap.sh core
 	$(PY) scripts/bench_reward.py
 
-bench-train: ## does it learn? eval -> SFT -> eval -> GRPO -> eval of the bundled model on CPU (hours)
+bench-speed: ## SFT examples/s and GRPO completions/s, previous cpu defaults vs today's, and llama-server's tokens/s
 	@scripts/bootstrap.sh core
+	$(PY) scripts/bench_speed.py
+
+bench-train: ## bench-speed, then does it learn? eval -> SFT -> eval -> GRPO -> eval of the bundled model on CPU (hours)
+	@scripts/bootstrap.sh core
+	$(PY) scripts/bench_speed.py
 	$(PY) scripts/bench_train.py
 
 tensorboard: ## TensorBoard on the run directories (TENSORBOARD_PORT, default 6006)

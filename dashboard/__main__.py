@@ -18,6 +18,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--sft-runs-dir", default=os.environ.get("SFT_OUTPUT_DIR", "sft_runs"), help="SFT runs directory"
     )
+    p.add_argument(
+        "--pipeline-dir",
+        default=os.environ.get("PIPELINE_OUTPUT_DIR", "pipeline_runs"),
+        help="pipeline runs directory (make pipeline)",
+    )
     p.add_argument("--host", default=os.environ.get("DASHBOARD_HOST", "127.0.0.1"), help="bind address")
     p.add_argument("--port", type=int, default=int(os.environ.get("DASHBOARD_PORT", "8080")), help="port")
     p.add_argument("--log-level", default="warning", help="uvicorn log level")
@@ -31,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from dashboard.app import create_app
 
     args = parse_args(argv)
-    app = create_app(args.runs_dir, args.sft_runs_dir)
+    app = create_app(args.runs_dir, args.sft_runs_dir, args.pipeline_dir)
     print(
         f"dashboard: http://{args.host}:{args.port}/  (GRPO runs: {os.path.abspath(args.runs_dir)}, "
         f"SFT runs: {os.path.abspath(args.sft_runs_dir)})",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import time
@@ -196,8 +197,29 @@ def stream_params(
     }
 
 
-def create_app(runs_dir: str = "grpo_runs", sft_runs_dir: str = "sft_runs") -> FastAPI:
-    """Build the dashboard app reading GRPO runs from ``runs_dir`` and SFT runs from ``sft_runs_dir``."""
+def pipeline_payload(pipeline_dir: str) -> dict[str, Any]:
+    """The latest pipeline's state (pipeline.json), or ``{"pipeline": None}`` when there is none."""
+    path = os.path.join(pipeline_dir, "latest", "pipeline.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return {"pipeline": None}
+    phases = [{k: p.get(k) for k in ("name", "status", "runs", "seconds")} for p in state.get("phases", [])]
+    return {
+        "pipeline": state.get("name"),
+        "status": state.get("status"),
+        "current": state.get("current"),
+        "phases": phases,
+        "report": os.path.join(os.path.abspath(pipeline_dir), str(state.get("name")), "report.html"),
+    }
+
+
+def create_app(
+    runs_dir: str = "grpo_runs", sft_runs_dir: str = "sft_runs", pipeline_dir: str = "pipeline_runs"
+) -> FastAPI:
+    """Build the dashboard app reading GRPO runs from ``runs_dir``, SFT runs from ``sft_runs_dir`` and
+    the pipeline state from ``pipeline_dir``."""
     app = FastAPI(
         title="ocamler-grpo dashboard", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json"
     )
@@ -224,6 +246,11 @@ def create_app(runs_dir: str = "grpo_runs", sft_runs_dir: str = "sft_runs") -> F
     @app.get("/api/health")
     def health() -> dict[str, Any]:
         return {"ok": True, "dirs": {k: os.path.abspath(v) for k, v in reg.dirs.items()}}
+
+    @app.get("/api/pipeline")
+    def pipeline() -> dict[str, Any]:
+        """The latest pipeline: its status and the phase it runs, so every page can point at it."""
+        return pipeline_payload(pipeline_dir)
 
     @app.get("/api/{kind}/runs")
     def runs(kind: str) -> dict[str, Any]:

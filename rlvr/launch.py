@@ -1,8 +1,8 @@
 """Start, watch and stop background training runs: the engine behind `make rlvr-train` / `make stop`.
 
-`python -m rlvr.launch start grpo|sft`: refuses a second run in the same output directory (a pid file),
+`python -m rlvr.launch start grpo|sft|pipeline`: refuses a second run in the same output directory (a pid file),
 picks the run name up front so the log's path is known, starts `python -m rlvr.train` (or sft.train) in
-its own session with output to <run>/training.log, starts the dashboard and TensorBoard unless
+its own session with output to <run>/training.log (a pipeline: rlvr.pipeline, <run>/pipeline.log), starts the dashboard and TensorBoard unless
 GRPO_MONITOR=0, and prints where to look. FOREGROUND=1 runs it attached (for scripts and CI).
 `python -m rlvr.launch stop`: SIGTERM (the trainer saves a checkpoint and stops), SIGKILL after
 STOP_TIMEOUT seconds; also stops the monitors this launcher started.
@@ -17,14 +17,33 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .envconf import ConfigError, Env
 
+
+@dataclass(frozen=True)
+class Kind:
+    """What one kind of background job runs, where its runs live and what its variables are called."""
+
+    module: str
+    out_var: str
+    out_default: str
+    name_var: str
+    resume_var: str
+    log_name: str
+    page: str  # the dashboard page that follows it
+
+
 KINDS = {
-    "grpo": ("rlvr.train", "GRPO_OUTPUT_DIR", "grpo_runs", "GRPO_RUN_NAME", "training.log"),
-    "sft": ("sft.train", "SFT_OUTPUT_DIR", "sft_runs", "SFT_RUN_NAME", "sft_training.log"),
-}
+    "grpo": Kind("rlvr.train", "GRPO_OUTPUT_DIR", "grpo_runs", "GRPO_RUN_NAME", "GRPO_RESUME", "training.log", ""),
+    "sft": Kind("sft.train", "SFT_OUTPUT_DIR", "sft_runs", "SFT_RUN_NAME", "SFT_RESUME", "sft_training.log", "sft"),
+    "pipeline": Kind(
+        "rlvr.pipeline", "PIPELINE_OUTPUT_DIR", "pipeline_runs", "PIPELINE_RUN_NAME", "PIPELINE_RESUME",
+        "pipeline.log", "",  # every page shows the running pipeline's phase, with a link to it
+    ),
+}  # fmt: skip
 
 
 def _alive(pid: int) -> bool:
@@ -67,7 +86,14 @@ def _spawn(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
 
 
 def start(kind: str, env: dict[str, str]) -> int:
-    module, out_var, out_default, name_var, log_name = KINDS[kind]
+    k = KINDS[kind]
+    module, out_var, out_default, name_var, log_name = (
+        k.module,
+        k.out_var,
+        k.out_default,
+        k.name_var,
+        k.log_name,
+    )
     e = Env(env)
     root = Path(e.str(out_var, out_default) or out_default)
     root.mkdir(parents=True, exist_ok=True)
@@ -80,7 +106,7 @@ def start(kind: str, env: dict[str, str]) -> int:
             file=sys.stderr,
         )
         return 2
-    resume = e.str("GRPO_RESUME" if kind == "grpo" else "SFT_RESUME", None)
+    resume = e.str(k.resume_var, None)
     if resume:
         target = (root / "latest") if resume == "latest" else Path(resume)
         if not target.exists() and (root / resume).exists():
@@ -101,7 +127,7 @@ def start(kind: str, env: dict[str, str]) -> int:
         print(f"configuration error: {err}", file=sys.stderr)
         return 2
     if monitor:
-        start_monitors(env, root)
+        start_monitors(env, root, tensorboard_logdir(kind, env))
     if foreground:
         with open(log, "ab") as out:
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
@@ -122,21 +148,28 @@ def start(kind: str, env: dict[str, str]) -> int:
         print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
         print(f"error: training exited at once (status {proc.returncode}); log: {log}", file=sys.stderr)
         return proc.returncode or 1
-    print(f"{kind} training started in the background (pid {proc.pid})")
+    print(f"{kind} started in the background (pid {proc.pid})")
     print(f"  run directory: {run_dir}")
     print(f"  log:           tail -f {log}")
     if monitor:
         host = e.str("DASHBOARD_HOST", "127.0.0.1")
-        print(
-            f"  dashboard:     http://{host}:{e.str('DASHBOARD_PORT', '8080')}/"
-            + ("sft" if kind == "sft" else "")
-        )
+        print(f"  dashboard:     http://{host}:{e.str('DASHBOARD_PORT', '8080')}/{k.page}")
         print(f"  tensorboard:   http://127.0.0.1:{e.str('TENSORBOARD_PORT', '6006')}/")
     print("  stop it with:  make stop")
     return 0
 
 
-def start_monitors(env: dict[str, str], root: Path) -> None:
+def tensorboard_logdir(kind: str, env: dict[str, str]) -> list[str]:
+    """TensorBoard's log directory arguments: the kind's runs, or for a pipeline both trainers' runs."""
+    e = Env(env)
+    if kind != "pipeline":
+        k = KINDS[kind]
+        return ["--logdir", e.str(k.out_var, k.out_default) or k.out_default]
+    dirs = [f"{name}:{e.str(KINDS[name].out_var, KINDS[name].out_default)}" for name in ("sft", "grpo")]
+    return ["--logdir_spec", ",".join(dirs)]
+
+
+def start_monitors(env: dict[str, str], root: Path, tb_logdir: list[str] | None = None) -> None:
     """Dashboard and TensorBoard in the background, unless something already listens on their ports."""
     e = Env(env)
     host = e.str("DASHBOARD_HOST", "127.0.0.1") or "127.0.0.1"
@@ -153,7 +186,7 @@ def start_monitors(env: dict[str, str], root: Path) -> None:
     tb = Path(sys.executable).with_name("tensorboard")
     if tb.exists() and not _port_open("127.0.0.1", tb_port):
         p = _spawn(
-            [str(tb), "--logdir", str(root), "--host", "127.0.0.1", "--port", str(tb_port)],
+            [str(tb), *(tb_logdir or ["--logdir", str(root)]), "--host", "127.0.0.1", "--port", str(tb_port)],
             root / "tensorboard.log",
             env,
         )
@@ -164,12 +197,13 @@ def stop(env: dict[str, str]) -> int:
     e = Env(env)
     timeout = e.float("STOP_TIMEOUT", 120.0, 0.0)
     stopped = False
-    for _kind, (_m, out_var, out_default, _n, _l) in KINDS.items():
-        root = Path(e.str(out_var, out_default) or out_default)
+    # the pipeline first: stopping it stops the phase it runs, and the trainer's own pid file is not used
+    for kind in ("pipeline", "grpo", "sft"):
+        root = Path(e.str(KINDS[kind].out_var, KINDS[kind].out_default) or KINDS[kind].out_default)
         pid_file = root / ".train.pid"
         pid = _read_pid(pid_file)
         if pid:
-            print(f"stopping training pid {pid} ({pid_file.read_text().split()[-1]}): checkpoint, then exit")
+            print(f"stopping {kind} pid {pid} ({pid_file.read_text().split()[-1]}): checkpoint, then exit")
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
             while _alive(pid) and time.monotonic() < deadline:
@@ -197,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         return start(argv[1], env)
     if argv[:1] == ["stop"]:
         return stop(env)
-    print("usage: python -m rlvr.launch start grpo|sft | stop", file=sys.stderr)
+    print("usage: python -m rlvr.launch start grpo|sft|pipeline | stop", file=sys.stderr)
     return 2
 
 

@@ -370,6 +370,43 @@ export function initTheme() {
   for (const a of document.querySelectorAll(".nav a")) {
     if ((a.getAttribute("href") || "") === path) a.classList.add("active");
   }
+  followPipeline();
+}
+
+/** The page of a pipeline phase's run: SFT and GRPO runs have theirs; evaluations have none. */
+function phasePage(phase) {
+  const run = (phase.runs || {}).train;
+  const name = run ? run.split("/").pop() : null;
+  if (phase.name === "sft" && name) return "/sft?run=" + encodeURIComponent(name);
+  if (phase.name === "grpo" && name) return "/?run=" + encodeURIComponent(name);
+  return null;
+}
+
+/** A banner on every page while a pipeline (make pipeline) runs: its phase, and a link to that phase's page. */
+export async function followPipeline(intervalMs = 10000) {
+  let p = null;
+  try { p = await api("/api/pipeline"); } catch (_) { /* an older server, or none yet */ }
+  let banner = $("#pipeline-banner");
+  const main = $("main");
+  if (p && p.pipeline && main) {
+    if (!banner) { banner = el("div", { id: "pipeline-banner", class: "banner" }); main.prepend(banner); }
+    clear(banner);
+    const phases = p.phases || [];
+    const i = phases.findIndex((x) => x.name === p.current);
+    const cur = i >= 0 ? phases[i] : null;
+    banner.append(el("strong", { text: "Pipeline " + p.pipeline }), " ", statusBadge(p.status));
+    if (cur && p.status === "running") {
+      banner.append(el("span", { text: `phase ${cur.name} (${i + 1}/${phases.length})` }));
+      const href = phasePage(cur);
+      if (href) banner.append(el("a", { href, text: "follow it →" }));
+    } else {
+      banner.append(el("span", { text: phases.map((x) => `${x.name}: ${x.status}`).join(" · ") }));
+    }
+    if (p.status === "finished") banner.append(el("span", { class: "hint", text: "report: " + p.report }));
+  } else if (banner) {
+    banner.remove();
+  }
+  setTimeout(() => followPipeline(intervalMs), intervalMs);
 }
 
 export function setLive(state, text) {

@@ -70,7 +70,7 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def client(dirs: tuple[Path, Path]) -> Iterator[TestClient]:
-    with TestClient(create_app(str(dirs[0]), str(dirs[1]))) as c:
+    with TestClient(create_app(str(dirs[0]), str(dirs[1]), str(dirs[0].parent / "pipeline_runs"))) as c:
         yield c
 
 
@@ -86,10 +86,11 @@ class LiveServer:
     def __init__(self, grpo: Path, sft: Path) -> None:
         self.grpo = grpo
         self.sft = sft
+        self.pipelines = grpo.parent / "pipeline_runs"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            create_app(str(grpo), str(sft)),
+            create_app(str(grpo), str(sft), str(self.pipelines)),
             host="127.0.0.1",
             port=self.port,
             log_level="warning",

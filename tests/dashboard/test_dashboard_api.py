@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -297,3 +298,22 @@ def test_vendored_uplot_and_license_are_shipped() -> None:
     vendor = Path(__file__).resolve().parents[2] / "dashboard" / "static" / "vendor"
     assert (vendor / "uPlot.iife.min.js").stat().st_size > 40_000
     assert "MIT License" in (vendor / "uPlot.LICENSE").read_text()
+
+
+def test_pipeline_endpoint_reads_the_latest_pipeline(client, dirs) -> None:
+    assert client.get("/api/pipeline").json() == {"pipeline": None}
+    root = dirs[0].parent / "pipeline_runs"
+    (root / "p1").mkdir(parents=True)
+    phases = [
+        {"name": "sft", "status": "done", "runs": {"train": "/x/p1-sft"}, "seconds": 12.5, "started_at": "t"}
+    ]
+    (root / "p1" / "pipeline.json").write_text(
+        json.dumps({"name": "p1", "status": "running", "current": "sft", "phases": phases, "config": {}})
+    )
+    (root / "latest").symlink_to("p1")
+    got = client.get("/api/pipeline").json()
+    assert (got["pipeline"], got["status"], got["current"]) == ("p1", "running", "sft")
+    assert got["phases"] == [
+        {"name": "sft", "status": "done", "runs": {"train": "/x/p1-sft"}, "seconds": 12.5}
+    ]
+    assert got["report"] == str((root / "p1" / "report.html").resolve())

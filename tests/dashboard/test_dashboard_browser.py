@@ -260,3 +260,37 @@ def test_page_without_run_parameter_follows_the_latest_run(browser, server_facto
     finally:
         ctx.close()
         srv.stop()
+
+
+def test_no_signal_banner_follows_the_signal_guard(live_server, grpo_run: Path, page) -> None:
+    metrics = grpo_run / "metrics.jsonl"
+    with metrics.open("a") as f:
+        f.write(json.dumps({"event": "no_signal", "step": 60, "time": time.time()}) + "\n")
+    page.goto(f"{live_server.url}/?run={grpo_run.name}")
+    banner = page.locator("#signal-banner")
+    banner.wait_for(state="visible", timeout=8000)
+    text = banner.inner_text()
+    assert "No gradient: the model is not learning." in text and "Since step 60" in text
+    assert "GRPO_NUM_GENERATIONS" in text and "make pipeline" in text
+    with metrics.open("a") as f:  # the guard says the signal is back: the banner goes, live
+        f.write(json.dumps({"event": "signal_restored", "step": 70, "time": time.time()}) + "\n")
+    banner.wait_for(state="hidden", timeout=8000)
+
+
+def test_every_page_points_at_the_running_pipeline_phase(live_server, grpo_run: Path, page) -> None:
+    pdir = live_server.pipelines / "pl"
+    pdir.mkdir(parents=True)
+    phases = [{"name": n, "status": "pending", "runs": {}} for n in ("sft", "grpo", "eval_base", "report")]
+    phases[0].update(status="done", runs={"train": str(live_server.sft / "pl-sft")})
+    phases[1].update(status="running", runs={"train": str(grpo_run)})
+    (pdir / "pipeline.json").write_text(
+        json.dumps({"name": "pl", "status": "running", "current": "grpo", "phases": phases})
+    )
+    (live_server.pipelines / "latest").symlink_to("pl")
+    for url in ("/sft", "/completions"):
+        page.goto(live_server.url + url)
+        banner = page.locator("#pipeline-banner")
+        banner.wait_for(timeout=8000)
+        assert "Pipeline pl" in banner.inner_text() and "phase grpo (2/4)" in banner.inner_text()
+        assert banner.locator("a").get_attribute("href") == f"/?run={grpo_run.name}"
+    (live_server.pipelines / "latest").unlink()

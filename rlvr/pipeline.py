@@ -1,0 +1,476 @@
+"""The road from a base model to a better one, as one command: `python -m rlvr.pipeline` (make pipeline).
+
+Phases, each the project's own command run as a child process with its usual run directory:
+
+    sft         python -m sft.train on the train split           -> sft_runs/<name>-sft/
+    grpo        python -m rlvr.train from the SFT adapter        -> grpo_runs/<name>-grpo/
+    eval_base   python -m eval.run on the held-out split, base   -> eval_runs/<name>-base-{sampled,greedy}/
+    eval_sft    the same for the SFT adapter                     -> eval_runs/<name>-sft-{...}/
+    eval_final  the same for the GRPO result                     -> eval_runs/<name>-final-{...}/
+    report      eval.learning_report: report.html + summary.json -> pipeline_runs/<name>/
+
+`pipeline_runs/<name>/pipeline.json` records the settings, each phase's run directories, status and
+timing; `pipeline.log` (written by the launcher) holds every phase's output, each line tagged with its
+phase. SIGTERM (`make stop`) is passed on to the running phase, which checkpoints and stops; the
+pipeline then stops too. `PIPELINE_RESUME=latest` continues: finished phases are kept, a stopped
+training phase resumes from its checkpoint, an interrupted evaluation starts over.
+
+Settings are PIPELINE_* variables (below, and in .envrc); SFT_*, GRPO_*, LORA_*, EVAL_* and VERIFIER_*
+pass through to the phases, except the run names and the model each phase starts from, which the
+pipeline sets.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .envconf import ConfigError, Env
+from .models import BUNDLED
+from .runlog import RUN_NAME, clean, now_iso
+
+REPO = Path(__file__).resolve().parent.parent
+PHASES = ("sft", "grpo", "eval_base", "eval_sft", "eval_final", "report")
+EVAL_PHASES = {"eval_base": "base", "eval_sft": "sft", "eval_final": "final"}
+STATE = "pipeline.json"
+
+
+class PipelineError(RuntimeError):
+    """The pipeline cannot start or continue as asked."""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What the pipeline runs; every phase's own settings come from its own variables."""
+
+    name: str
+    output_dir: str  # pipeline_runs
+    resume: str | None
+    phases: tuple[str, ...]
+    model: str  # the base model (BASE_MODEL_ID)
+    sft_output_dir: str
+    grpo_output_dir: str
+    eval_output_dir: str
+    eval_n: int  # samples per problem at the sampling temperature
+    eval_temperature: float | None  # None: GRPO's training temperature
+    eval_greedy: bool  # also one greedy answer per problem
+    eval_max_tokens: int | None  # None: GRPO's max completion length
+    eval_limit: int  # first N held-out problems (0 = all)
+    eval_data: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_env(env: Mapping[str, str]) -> PipelineConfig:
+        e = Env(env)
+        phases = e.list("PIPELINE_PHASES", PHASES)
+        unknown = [p for p in phases if p not in PHASES]
+        if unknown or not phases:
+            raise ConfigError(
+                f"PIPELINE_PHASES={','.join(phases)!r}: unknown phase(s) {', '.join(unknown) or '(none given)'}; "
+                f"choose from {', '.join(PHASES)} (in that order)"
+            )
+        phases = tuple(p for p in PHASES if p in phases)  # always in road order
+        model = e.str("BASE_MODEL_ID", BUNDLED) or BUNDLED
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", model.rstrip("/").split("/")[-1])[:40]
+        name = e.str("PIPELINE_RUN_NAME", None) or f"{stamp}-{tag}"
+        if not RUN_NAME.match(name):
+            raise ConfigError(f"PIPELINE_RUN_NAME={name!r}: use letters, digits, '.', '_' and '-' only")
+        temperature = e.str("PIPELINE_EVAL_TEMPERATURE", None)
+        max_tokens = e.str("PIPELINE_EVAL_MAX_TOKENS", None)
+        return PipelineConfig(
+            name=name,
+            output_dir=e.str("PIPELINE_OUTPUT_DIR", "pipeline_runs") or "pipeline_runs",
+            resume=e.str("PIPELINE_RESUME", None),
+            phases=phases,
+            model=model,
+            sft_output_dir=e.str("SFT_OUTPUT_DIR", "sft_runs") or "sft_runs",
+            grpo_output_dir=e.str("GRPO_OUTPUT_DIR", "grpo_runs") or "grpo_runs",
+            eval_output_dir=e.str("EVAL_OUTPUT_DIR", "eval_runs") or "eval_runs",
+            eval_n=e.int("PIPELINE_EVAL_N", 4, minimum=1),
+            eval_temperature=None
+            if temperature is None
+            else e.float("PIPELINE_EVAL_TEMPERATURE", 0.0, 0.01, 5.0),
+            eval_greedy=e.bool("PIPELINE_EVAL_GREEDY", True),
+            eval_max_tokens=None if max_tokens is None else e.int("PIPELINE_EVAL_MAX_TOKENS", 0, minimum=1),
+            eval_limit=e.int("PIPELINE_EVAL_LIMIT", 0, minimum=0),
+            eval_data=e.str("PIPELINE_EVAL_DATA", "bundled") or "bundled",
+        )
+
+
+# -- state ------------------------------------------------------------------------------------------
+
+
+class PipelineState:
+    """pipeline.json: the settings, and for each phase its status, run directories and timing."""
+
+    def __init__(self, path: Path, data: dict[str, Any]):
+        self.path = path
+        self.data = data
+
+    @property
+    def dir(self) -> Path:
+        return self.path.parent
+
+    @classmethod
+    def create(cls, cfg: PipelineConfig, settings: dict[str, Any]) -> PipelineState:
+        path = Path(cfg.output_dir) / cfg.name / STATE
+        if path.exists():
+            raise PipelineError(
+                f"{path.parent} already holds a pipeline; choose another PIPELINE_RUN_NAME, or continue it "
+                f"with PIPELINE_RESUME={cfg.name}"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = cls(
+            path,
+            {
+                "name": cfg.name,
+                "kind": "pipeline",
+                "status": "running",
+                "current": None,
+                "started_at": now_iso(),
+                "finished_at": None,
+                "pid": os.getpid(),
+                "config": cfg.to_dict(),
+                "settings": settings,
+                "resumes": [],
+                "phases": [{"name": p, "status": "pending", "runs": {}} for p in cfg.phases],
+            },
+        )
+        state.save()
+        return state
+
+    @classmethod
+    def load(cls, root: Path, spec: str) -> PipelineState:
+        """The pipeline PIPELINE_RESUME names: latest, a name under `root`, or a directory."""
+        path = root / "latest" if spec == "latest" else Path(spec)
+        if not (path / STATE).exists() and (root / spec / STATE).exists():
+            path = root / spec
+        if not (path / STATE).exists():
+            raise PipelineError(f"PIPELINE_RESUME={spec!r}: no {STATE} there (looked in {root})")
+        path = path.resolve()
+        return cls(path / STATE, json.loads((path / STATE).read_text()))
+
+    def save(self) -> None:
+        tmp = self.path.with_name(f".{STATE}.tmp")
+        tmp.write_text(json.dumps(clean(self.data), indent=2) + "\n")
+        os.replace(tmp, self.path)
+
+    def phase(self, name: str) -> dict[str, Any]:
+        return next(p for p in self.data["phases"] if p["name"] == name)
+
+    def update(self, **changes: Any) -> None:
+        self.data.update(changes)
+        self.save()
+
+    def point_latest(self) -> None:
+        link = self.dir.parent / "latest"
+        tmp = self.dir.parent / f".latest.{os.getpid()}"
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        os.symlink(self.dir.name, tmp)
+        os.replace(tmp, link)
+
+
+# -- phases -----------------------------------------------------------------------------------------
+
+
+def resolved_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The SFT and GRPO settings the phases will use (their own parsers, so the defaults are theirs)."""
+    from sft.config import SFTTrainConfig
+
+    from .config import GRPOTrainConfig
+
+    return {"sft": SFTTrainConfig.from_env(env).to_dict(), "grpo": GRPOTrainConfig.from_env(env).to_dict()}
+
+
+class Pipeline:
+    """Runs the phases of one pipeline in order, recording each in pipeline.json."""
+
+    def __init__(self, cfg: PipelineConfig, state: PipelineState, env: dict[str, str]):
+        self.cfg = cfg
+        self.state = state
+        self.env = env
+        self.child: subprocess.Popen | None = None
+        self.child_signal = signal.SIGTERM
+        self.stop_requested = False
+
+    # run directories are named after the pipeline, so they are known before a phase starts
+    def sft_dir(self) -> Path:
+        return (Path(self.cfg.sft_output_dir) / f"{self.cfg.name}-sft").resolve()
+
+    def grpo_dir(self) -> Path:
+        return (Path(self.cfg.grpo_output_dir) / f"{self.cfg.name}-grpo").resolve()
+
+    def eval_dir(self, which: str, mode: str) -> Path:
+        return (Path(self.cfg.eval_output_dir) / f"{self.cfg.name}-{which}-{mode}").resolve()
+
+    def model_of(self, which: str) -> str:
+        """The model an eval phase evaluates: the base, the SFT adapter or the GRPO result."""
+        if which == "base":
+            return self.cfg.model
+        run = self.sft_dir() if which == "sft" else self.grpo_dir()
+        if which == "final" and "grpo" not in self.cfg.phases:
+            run = self.sft_dir()  # no GRPO phase: the SFT result is the final model
+        final = run / "final"
+        if not final.exists():
+            raise PipelineError(
+                f"{final} does not exist: the {which} model was not trained (see pipeline.log)"
+            )
+        return str(final)
+
+    def eval_modes(self) -> list[tuple[str, int, float]]:
+        """(name, n, temperature) of each evaluation of one model."""
+        grpo = self.state.data["settings"]["grpo"]
+        temperature = self.cfg.eval_temperature or grpo["temperature"]
+        modes = [("sampled", self.cfg.eval_n, temperature)]
+        if self.cfg.eval_greedy:
+            modes.append(("greedy", 1, 0.0))
+        return modes
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum, frame):
+            if self.stop_requested:
+                return
+            self.stop_requested = True
+            print(
+                f"[pipeline] signal {signum}: stopping the running phase (it checkpoints first)", flush=True
+            )
+            if self.child and self.child.poll() is None:
+                self.child.send_signal(self.child_signal)
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def spawn(self, phase: str, argv: list[str], env: dict[str, str], log: Path, stop_signal) -> int:
+        """Run one phase's command; its output goes to pipeline.log (tagged) and to `log`."""
+        log.parent.mkdir(parents=True, exist_ok=True)
+        print(f"[pipeline] {phase}: $ {' '.join(argv)}", flush=True)
+        self.child_signal = stop_signal
+        with open(log, "ab") as out:
+            self.child = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+            if self.stop_requested:  # a stop that came while the child was starting
+                self.child.send_signal(stop_signal)
+            assert self.child.stdout
+            for line in self.child.stdout:
+                out.write(line)
+                out.flush()
+                sys.stdout.buffer.write(f"[{phase}] ".encode() + line)
+                sys.stdout.flush()
+            code = self.child.wait()
+        self.child = None
+        return code
+
+    def phase_env(self, **overrides: str) -> dict[str, str]:
+        env = dict(self.env)
+        env.update(PYTHONPATH=str(REPO), GRPO_MONITOR="0", FOREGROUND="1")
+        for var in ("SFT_RESUME", "GRPO_RESUME", "EVAL_RUN_NAME", "EVAL_MODEL"):
+            env.pop(var, None)
+        env.update(overrides)
+        return env
+
+    def run_trainer(self, phase: str, record: dict[str, Any]) -> str:
+        """sft or grpo: a new run, or the resumed one when the run directory already has a run."""
+        run_dir = self.sft_dir() if phase == "sft" else self.grpo_dir()
+        prefix = "SFT" if phase == "sft" else "GRPO"
+        record["runs"] = {"train": str(run_dir)}
+        info = _read_json(run_dir / "run.json")
+        if info.get("status") == "finished" and (run_dir / "final").exists():
+            return "done"  # finished before the pipeline could record it
+        overrides = {
+            f"{prefix}_OUTPUT_DIR": str(run_dir.parent),
+            f"{prefix}_RUN_NAME": run_dir.name,
+        }
+        if phase == "grpo":
+            overrides["BASE_MODEL_ID"] = self.model_of("sft") if "sft" in self.cfg.phases else self.cfg.model
+        if info:
+            overrides[f"{prefix}_RESUME"] = str(run_dir)
+        module = "sft.train" if phase == "sft" else "rlvr.train"
+        log = run_dir / ("sft_training.log" if phase == "sft" else "training.log")
+        code = self.spawn(
+            phase, [sys.executable, "-u", "-m", module], self.phase_env(**overrides), log, signal.SIGTERM
+        )
+        status = _read_json(run_dir / "run.json").get("status")
+        record["returncode"] = code
+        if code == 0 and status == "finished":
+            return "done"
+        if self.stop_requested or status == "stopped":
+            return "stopped"
+        return "failed"
+
+    def run_eval(self, phase: str, record: dict[str, Any]) -> str:
+        which = EVAL_PHASES[phase]
+        model = self.model_of(which)
+        grpo = self.state.data["settings"]["grpo"]
+        max_tokens = self.cfg.eval_max_tokens or grpo["max_completion_length"]
+        record.setdefault("runs", {})
+        for mode, n, temperature in self.eval_modes():
+            out = self.eval_dir(which, mode)
+            record["runs"][mode] = str(out)
+            self.state.save()
+            if _read_json(out / "summary.json").get("status") == "complete":
+                continue
+            if out.exists():  # interrupted earlier: an evaluation starts over
+                shutil.rmtree(out)
+            ks = sorted({1, n} | ({5} if n >= 5 else set()) | ({10} if n >= 10 else set()))
+            argv = [
+                sys.executable, "-u", "-m", "eval.run",
+                "--model", model, "--data", self.cfg.eval_data, "--split", "eval",
+                "--n", str(n), "--k", ",".join(map(str, ks)), "--temperature", str(temperature),
+                "--max-tokens", str(max_tokens), "--limit", str(self.cfg.eval_limit),
+                "--output-dir", str(out.parent), "--run-name", out.name,
+            ]  # fmt: skip
+            log = self.state.dir / "logs" / f"{phase}-{mode}.log"
+            # eval.run keeps what it has written on Ctrl-C (SIGINT) and says "interrupted"
+            code = self.spawn(f"{phase}:{mode}", argv, self.phase_env(), log, signal.SIGINT)
+            record["returncode"] = code
+            if self.stop_requested:
+                return "stopped"
+            if code != 0:
+                return "failed"
+        return "done"
+
+    def run_report(self, record: dict[str, Any]) -> str:
+        from eval.learning_report import write_learning_report
+
+        print("[pipeline] report: building the learning report", flush=True)
+        try:
+            paths = write_learning_report(self.state.dir)
+        except Exception as e:  # the runs are all there: a report can be rebuilt once this is fixed
+            traceback.print_exc()
+            record["error"] = f"{type(e).__name__}: {e}"
+            return "failed"
+        record["runs"] = {k: str(v) for k, v in paths.items()}
+        print(f"[pipeline] report: {paths['report']}", flush=True)
+        return "done"
+
+    def run(self) -> int:
+        """Run every phase not done yet; 0 when all are done or the pipeline was stopped, 1 on failure."""
+        for record in self.state.data["phases"]:
+            if record["status"] == "done":
+                continue
+            if self.stop_requested:
+                break
+            name = record["name"]
+            record.update(status="running", started_at=now_iso(), finished_at=None)
+            self.state.update(current=name, status="running")
+            print(f"[pipeline] phase {name} ({_index(self.state, name)}) started", flush=True)
+            t = time.monotonic()
+            try:
+                if name in ("sft", "grpo"):
+                    status = self.run_trainer(name, record)
+                elif name in EVAL_PHASES:
+                    status = self.run_eval(name, record)
+                else:
+                    status = self.run_report(record)
+            except PipelineError as e:
+                print(f"[pipeline] {name}: error: {e}", flush=True)
+                status, record["error"] = "failed", str(e)
+            record.update(
+                status=status,
+                finished_at=now_iso(),
+                seconds=round(record.get("seconds", 0.0) + time.monotonic() - t, 1),
+            )
+            self.state.save()
+            print(f"[pipeline] phase {name}: {status} after {record['seconds']:.0f} s", flush=True)
+            if status != "done":
+                how = "stopped" if status == "stopped" else "failed"
+                self.state.update(status=how, finished_at=now_iso())
+                print(
+                    f"[pipeline] {how} in phase {name}; continue with PIPELINE_RESUME={self.cfg.name} make pipeline",
+                    flush=True,
+                )
+                return 0 if how == "stopped" else 1
+        if self.stop_requested and any(p["status"] != "done" for p in self.state.data["phases"]):
+            self.state.update(status="stopped", finished_at=now_iso())
+            return 0
+        self.state.update(status="finished", current=None, finished_at=now_iso())
+        print(f"[pipeline] finished: {self.state.dir}", flush=True)
+        return 0
+
+
+def _index(state: PipelineState, name: str) -> str:
+    names = [p["name"] for p in state.data["phases"]]
+    return f"{names.index(name) + 1}/{len(names)}"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def open_pipeline(cfg: PipelineConfig, env: Mapping[str, str]) -> tuple[PipelineConfig, PipelineState]:
+    """A new pipeline's state, or the resumed one's (whose recorded settings then win)."""
+    if not cfg.resume:
+        return cfg, PipelineState.create(cfg, resolved_settings(env))
+    state = PipelineState.load(Path(cfg.output_dir), cfg.resume)
+    if state.data.get("status") == "running" and _alive(state.data.get("pid")):
+        raise PipelineError(f"{state.dir} is running (pid {state.data['pid']}); `make stop` first")
+    recorded = PipelineConfig(**{**state.data["config"], "phases": tuple(state.data["config"]["phases"])})
+    for record in state.data["phases"]:
+        if record["status"] in ("running", "stopped", "failed"):
+            record["status"] = "pending"  # to do again (training phases resume from their checkpoint)
+    state.data["resumes"].append({"at": now_iso(), "pid": os.getpid()})
+    state.update(status="running", pid=os.getpid(), finished_at=None)
+    print(f"[pipeline] resuming {state.dir}", flush=True)
+    return PipelineConfig(**{**asdict(recorded), "resume": cfg.resume}), state
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def main(env: dict[str, str] | None = None) -> int:
+    env = dict(os.environ if env is None else env)
+    try:
+        cfg, state = open_pipeline(PipelineConfig.from_env(env), env)
+    except ConfigError as e:
+        print(f"configuration error: {e}", file=sys.stderr)
+        return 2
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    state.point_latest()
+    print(f"[pipeline] {state.dir}: phases {', '.join(cfg.phases)}", flush=True)
+    pipeline = Pipeline(cfg, state, env)
+    pipeline.install_signal_handlers()
+    try:
+        return pipeline.run()
+    except BaseException as e:
+        state.update(status="failed", finished_at=now_iso(), error=f"{type(e).__name__}: {e}")
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
