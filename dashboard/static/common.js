@@ -290,7 +290,10 @@ export class LineChart {
       let hi = this.yMax != null ? this.yMax : max;
       if (lo == null || hi == null || !isFinite(lo) || !isFinite(hi)) return [0, 1];
       if (this.yMin == null || this.yMax == null) {
-        const pad = (hi - lo) * 0.06 || Math.abs(hi) * 0.1 || 1;
+        // A constant series smoothed by the EMA differs from itself by a few ulps: treat a span that
+        // small as none, or uPlot's tick splitter runs out of memory on a 1e-16 wide axis.
+        const span = hi - lo, scale = Math.max(Math.abs(hi), Math.abs(lo));
+        const pad = span > scale * 1e-9 ? span * 0.06 : scale * 0.1 || 1;
         if (this.yMin == null) lo -= pad;
         if (this.yMax == null) hi += pad;
       }

@@ -186,3 +186,16 @@ def test_loaded_payload_is_cached_until_the_file_grows(tmp_path: Path, write_lin
     again = st.payload(["loss"])
     assert again["series"] is not first["series"]
     assert again["series"]["loss"]["y"][-1] == 0.5 and again["lines"] == 10
+
+
+def test_rounding_keeps_the_differences_of_large_values() -> None:
+    from dashboard.series import round_significant
+
+    t0 = 1_790_000_000.0  # a Unix time in 2026
+    times = t0 + 40.0 * np.arange(1, 7) + 0.123  # six steps, 40 s apart
+    r = round_significant(times)
+    # the spread is 200 s, so the step is 0.001 s: every difference survives to the millisecond
+    assert np.diff(r).tolist() == [40.0] * 5
+    assert r[0] == 1_790_000_040.123
+    counts = np.array([12_000_000.0, 12_003_077.0, 12_006_154.0])  # num_tokens, 3077 a step
+    assert np.diff(round_significant(counts)).tolist() == [3077.0, 3077.0]
