@@ -131,6 +131,8 @@ def start(kind: str, env: dict[str, str]) -> int:
     if foreground:
         with open(log, "ab") as out:
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+            # Ctrl-C reaches the job too, which stops itself after a checkpoint: keep relaying its output
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             pid_file.write_text(f"{proc.pid} {run_name}\n")
             assert proc.stdout
             for line in proc.stdout:

@@ -84,6 +84,10 @@ class PipelineConfig:
                 f"choose from {', '.join(PHASES)} (in that order)"
             )
         phases = tuple(p for p in PHASES if p in phases)  # always in road order
+        if "eval_sft" in phases and "sft" not in phases:
+            raise ConfigError(
+                f"PIPELINE_PHASES={','.join(phases)!r}: eval_sft evaluates the sft phase's model; add sft"
+            )
         model = e.str("BASE_MODEL_ID", BUNDLED) or BUNDLED
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", model.rstrip("/").split("/")[-1])[:40]
@@ -250,7 +254,10 @@ class Pipeline:
             print(
                 f"[pipeline] signal {signum}: stopping the running phase (it checkpoints first)", flush=True
             )
-            if self.child and self.child.poll() is None:
+            # SIGTERM (make stop) reaches only this process: pass it on. Ctrl-C (SIGINT) in a terminal
+            # reached the whole process group, the phase included: a second signal would make a
+            # trainer stop at once instead of after its checkpoint.
+            if signum == signal.SIGTERM and self.child and self.child.poll() is None:
                 self.child.send_signal(self.child_signal)
 
         signal.signal(signal.SIGTERM, handler)

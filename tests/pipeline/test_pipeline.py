@@ -174,5 +174,7 @@ def test_bad_settings_name_the_variable():
         PipelineConfig.from_env({"PIPELINE_PHASES": "sft,deploy"})
     with pytest.raises(ConfigError, match="PIPELINE_EVAL_N='0'"):
         PipelineConfig.from_env({"PIPELINE_EVAL_N": "0"})
+    with pytest.raises(ConfigError, match="eval_sft evaluates the sft phase's model; add sft"):
+        PipelineConfig.from_env({"PIPELINE_PHASES": "grpo,eval_sft"})
     cfg = PipelineConfig.from_env({"PIPELINE_PHASES": "report,sft"})
     assert cfg.phases == ("sft", "report")  # always in the road's order
