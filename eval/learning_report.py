@@ -24,6 +24,7 @@ from rlvr.runlog import clean
 
 from .metrics import funnel_level, is_scored, summarize
 from .outputs import LoadedRun, RunNotFound, atomic_write, load_run, write_json
+from .passk import pass_at_k
 from .report import STAGE_COLORS, _delta, _num, _pct
 from .stats import Interval, bootstrap_mean, paired_bootstrap, ratio_interval
 
@@ -73,6 +74,7 @@ def model_metrics(run: LoadedRun, ids: Sequence[str]) -> dict[str, Any]:
         **{f"pass@{k}": full.get(f"pass@{k}") for k in ks},
         "stages": full["stages"],
         "rates": {name: bootstrap_mean([values[p][name] for p in ids]).to_dict() for name in ROW_VALUES},
+        "pass_at_k": pass_at_k_intervals(values, ids, ks),
         "by_difficulty": {},
     }
     by_diff: dict[str, list[str]] = defaultdict(list)
@@ -85,13 +87,23 @@ def model_metrics(run: LoadedRun, ids: Sequence[str]) -> dict[str, Any]:
                 name: bootstrap_mean([values[p][name] for p in pids]).to_dict()
                 for name in ("pass@1", "mean_reward", "type_checked")
             },
-            **{
-                f"pass@{k}": summarize([r for r in rows if r["problem_id"] in set(pids)], meta, ks).get(
-                    f"pass@{k}"
-                )
-                for k in ks
-            },
+            "pass_at_k": pass_at_k_intervals(values, pids, ks),
         }
+    return out
+
+
+def pass_at_k_intervals(
+    values: Mapping[str, Mapping[str, float]], ids: Sequence[str], ks: Sequence[int]
+) -> dict[str, dict[str, Any]]:
+    """pass@k for k > 1 with an interval: the unbiased per-problem estimate, bootstrapped over problems."""
+    out = {}
+    for k in ks:
+        if k == 1 or not ids or any(values[p]["n"] < k for p in ids):
+            continue
+        per_problem = [
+            pass_at_k(int(values[p]["n"]), round(values[p]["pass@1"] * values[p]["n"]), k) for p in ids
+        ]
+        out[f"pass@{k}"] = bootstrap_mean(per_problem).to_dict()
     return out
 
 
@@ -248,9 +260,18 @@ def build_summary(pipeline_dir: Path) -> dict[str, Any]:
     return clean(
         {
             "pipeline": state.get("name"),
-            "status": state.get("status"),
+            # written by the report phase itself: the pipeline is finished once this file exists
+            "status": "finished"
+            if all(p["status"] == "done" or p["name"] == "report" for p in state.get("phases", []))
+            else state.get("status"),
             "phases": [
-                {k: p.get(k) for k in ("name", "status", "seconds", "runs", "started_at", "finished_at")}
+                {
+                    **{
+                        k: p.get(k)
+                        for k in ("name", "status", "seconds", "runs", "started_at", "finished_at")
+                    },
+                    **({"status": "done"} if p["name"] == "report" else {}),  # this file is its result
+                }
                 for p in state.get("phases", [])
             ],
             "model": (state.get("config") or {}).get("model"),
@@ -353,14 +374,15 @@ def svg_chart(
         return top + (1 - (y - lo) / (hi - lo)) * h
 
     parts = [f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img">']
+    decimals = max(0, 2 - math.floor(math.log10((hi - lo) / 4)))  # ticks that differ from each other
     for i in range(5):
         y = lo + (hi - lo) * i / 4
         parts.append(
             f'<line x1="{left}" x2="{left + w}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#eee"/>'
-            f'<text x="{left - 4}" y="{sy(y) + 4:.1f}" font-size="10" text-anchor="end" fill="#666">{y:.3g}</text>'
+            f'<text x="{left - 4}" y="{sy(y) + 4:.1f}" font-size="10" text-anchor="end" fill="#666">'
+            f"{round(y, decimals):g}</text>"
         )
-    for i in range(5):
-        x = x0 + (x1 - x0) * i / 4
+    for x in sorted({round(x0 + (x1 - x0) * i / 4) for i in range(5)}):  # steps: whole numbers
         parts.append(
             f'<text x="{sx(x):.1f}" y="{height - 6}" font-size="10" text-anchor="middle" fill="#666">{x:.0f}</text>'
         )

@@ -67,7 +67,8 @@ td.up { color: #2e7d32; } td.down { color: #b3261e; }
 </div>
 
 {% for mode in modes %}{% set block = s.eval[mode] %}{% if block %}
-<h2>Held-out evaluation, {{ mode }}{% if mode == "sampled" %} ({{ block.models.base.samples_per_problem }} samples per problem){% else %} (one greedy answer per problem){% endif %}</h2>
+{% set first = block.models[(block.models | list)[0]] %}
+<h2>Held-out evaluation, {{ mode }}{% if mode == "sampled" %} ({{ first.samples_per_problem }} samples per problem at temperature {{ first.temperature }}){% else %} (one greedy answer per problem){% endif %}</h2>
 <h3>Stage funnel</h3>
 <table><tr><th>level</th>{% for m in models %}{% if block.models[m] %}<th class="r">{{ m }}</th>{% endif %}{% endfor %}
 {% if block.compare.final_vs_base %}<th class="r">final − base (95% CI)</th>{% endif %}</tr>
@@ -83,12 +84,16 @@ td.up { color: #2e7d32; } td.down { color: #b3261e; }
 </table>
 
 <h3>By difficulty</h3>
-<table><tr><th>difficulty</th><th class="r">problems</th>{% for m in models %}{% if block.models[m] %}<th class="r">{{ m }} pass@1</th><th class="r">{{ m }} mean reward</th>{% endif %}{% endfor %}</tr>
-{% for diff, row in block.models.base.by_difficulty.items() %}<tr><td>{{ diff }}</td><td class="r">{{ row.problems }}</td>
+{% set kmax = (first.pass_at_k | list | last) if first.pass_at_k else None %}
+<table><tr><th>difficulty</th><th class="r">problems</th>{% for m in models %}{% if block.models[m] %}<th class="r">{{ m }} pass@1</th>{% if kmax %}<th class="r">{{ m }} {{ kmax }}</th>{% endif %}<th class="r">{{ m }} mean reward</th>{% endif %}{% endfor %}</tr>
+{% for diff, row in first.by_difficulty.items() %}<tr><td>{{ diff }}</td><td class="r">{{ row.problems }}</td>
 {% for m in models %}{% if block.models[m] %}{% set r = block.models[m].by_difficulty[diff] %}
-<td class="r">{{ r["pass@1"] | ci }}</td><td class="r">{{ r.mean_reward | ci(False) }}</td>{% endif %}{% endfor %}</tr>{% endfor %}
+<td class="r">{{ r["pass@1"] | ci }}</td>{% if kmax %}<td class="r">{{ r.pass_at_k[kmax] | ci }}</td>{% endif %}<td class="r">{{ r.mean_reward | ci(False) }}</td>{% endif %}{% endfor %}</tr>{% endfor %}
+<tr><td><b>all</b></td><td class="r">{{ first.problems }}</td>
+{% for m in models %}{% if block.models[m] %}{% set r = block.models[m] %}
+<td class="r">{{ r.rates["pass@1"] | ci }}</td>{% if kmax %}<td class="r">{{ r.pass_at_k[kmax] | ci }}</td>{% endif %}<td class="r">{{ r.rates.mean_reward | ci(False) }}</td>{% endif %}{% endfor %}</tr>
 </table>
-{% set ks = block.models.base.ks %}
+{% set ks = first.ks %}
 <p class="muted">pass@k (unbiased estimator):
 {% for m in models %}{% if block.models[m] %}{{ m }}: {% for k in ks %}{{ k }} {{ block.models[m][k] | pct }}{% if not loop.last %}, {% endif %}{% endfor %}{% if not loop.last %} · {% endif %}{% endif %}{% endfor %}</p>
 

@@ -131,13 +131,16 @@ def test_resume_continues_from_the_stopped_phase_and_finishes(finished):
 
 def test_summary_has_intervals_goals_and_the_training_curves(finished):
     s = json.loads((finished["root"] / "pipeline_runs" / "p" / "summary.json").read_text())
-    assert s["status"] == "finished" or s["status"] == "running"  # written by the report phase itself
+    assert s["status"] == "finished" and [p["status"] for p in s["phases"]] == ["done"] * len(PHASES)
     assert s["training"]["sft"]["steps"] == 2 and s["training"]["grpo"]["steps"] == 6
     sampled = s["eval"]["sampled"]
     assert set(sampled["models"]) == {"base", "sft", "final"}
     base = sampled["models"]["base"]
     assert (base["problems"], base["samples"], base["samples_per_problem"]) == (2, 4, 2)
     assert set(base["by_difficulty"]) == {"unknown"}  # the eval problems have no difficulty
+    assert set(base["pass_at_k"]) == {"pass@2"} and set(base["by_difficulty"]["unknown"]["pass_at_k"]) == {
+        "pass@2"
+    }
     diff = sampled["compare"]["final_vs_base"]["diff"]["mean_reward"]
     assert diff["low"] <= diff["estimate"] <= diff["high"] and diff["n"] == 2 and diff["exact"]
     assert set(sampled["compare"]) == {"final_vs_base", "sft_vs_base", "final_vs_sft"}
