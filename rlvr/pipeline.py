@@ -302,6 +302,7 @@ class Pipeline:
         run_dir = self.sft_dir() if phase == "sft" else self.grpo_dir()
         prefix = "SFT" if phase == "sft" else "GRPO"
         record["runs"] = {"train": str(run_dir)}
+        self.state.save()  # the dashboard links to the running phase's run
         info = _read_json(run_dir / "run.json")
         if info.get("status") == "finished" and (run_dir / "final").exists():
             return "done"  # finished before the pipeline could record it

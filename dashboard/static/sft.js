@@ -58,7 +58,11 @@ function render() {
 
   let progress = null, progSub = "";
   if (isNum(cfg.max_steps) && cfg.max_steps > 0 && isNum(last.step)) { progress = last.step / cfg.max_steps; progSub = `step ${fmtNum(last.step)} of ${fmtNum(cfg.max_steps)}`; }
-  else if (isNum(cfg.num_train_epochs) && cfg.num_train_epochs > 0 && isNum(last.epoch)) { progress = last.epoch / cfg.num_train_epochs; progSub = `epoch ${last.epoch.toFixed(2)} of ${cfg.num_train_epochs}`; }
+  else {
+    // run.json's config is sft.config.SFTTrainConfig (`epochs`); TRL's own name is num_train_epochs
+    const epochs = isNum(cfg.epochs) ? cfg.epochs : cfg.num_train_epochs;
+    if (isNum(epochs) && epochs > 0 && isNum(last.epoch)) { progress = last.epoch / epochs; progSub = `epoch ${last.epoch.toFixed(2)} of ${epochs}`; }
+  }
   const t = state.metrics.get("time");
   let elapsed = null, eta = "";
   if (t && t.y.length) {

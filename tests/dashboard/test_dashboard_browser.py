@@ -208,6 +208,22 @@ def test_sft_page_draws_train_and_eval_loss(live_server, page, tmp_path: Path) -
     page.screenshot(path=str(tmp_path / "sft.png"), full_page=True)
 
 
+def test_sft_progress_of_an_epoch_run_reads_the_configs_epochs(live_server, page) -> None:
+    run = Path(write_sft_run(str(live_server.sft), "br-sft-epochs", steps=40, eval_every=20))
+    info = json.loads((run / "run.json").read_text())
+    info["config"] = {"max_steps": -1, "epochs": 2.0}  # what sft.config writes: train for 2 epochs
+    (run / "run.json").write_text(json.dumps(info))
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    for rec in lines:
+        rec["epoch"] = rec["step"] / 40  # 40 steps = one epoch of two
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    page.goto(f"{live_server.url}/sft?run=br-sft-epochs")
+    page.wait_for_function(
+        "document.querySelector('.card[data-card=\"Progress\"] .value')?.innerText === '50.0%'", timeout=8000
+    )
+    assert page.locator('.card[data-card="Progress"] .sub').inner_text() == "epoch 1.00 of 2"
+
+
 def test_compare_page_overlays_runs(live_server, page, tmp_path: Path) -> None:
     write_grpo_run(str(live_server.grpo), "br-cmp-a", steps=30, set_latest=False, seed=1)
     write_grpo_run(str(live_server.grpo), "br-cmp-b", steps=45, set_latest=False, seed=2)

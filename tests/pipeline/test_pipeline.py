@@ -82,11 +82,15 @@ def finished(tiny_model, tmp_path_factory):  # noqa: F811
             return False
 
     deadline = time.monotonic() + 400
+    running: dict = {}
     while not checkpointed() and proc.poll() is None and time.monotonic() < deadline:
+        current = state(root)
+        if current.get("current") == "grpo" and not running:
+            running = next(p for p in current["phases"] if p["name"] == "grpo")
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
     first_out = proc.communicate(timeout=300)[0].decode()
-    first = {"code": proc.returncode, "state": state(root), "out": first_out}
+    first = {"code": proc.returncode, "state": state(root), "out": first_out, "running": running}
     resumed = subprocess.run(
         [sys.executable, "-m", "rlvr.pipeline"], env={**env, "PIPELINE_RESUME": "latest"}, cwd=REPO,
         capture_output=True, text=True, timeout=600,
@@ -108,6 +112,9 @@ def test_a_stop_stops_the_running_phase_and_keeps_the_finished_ones(finished):
         "pending",
     ]
     assert "continue with PIPELINE_RESUME=p make pipeline" in first["out"]
+    # while it ran, pipeline.json already named the phase's run (the dashboard links to it)
+    assert first["running"]["status"] == "running"
+    assert first["running"]["runs"] == {"train": str(finished["root"] / "grpo_runs" / "p-grpo")}
 
 
 def test_resume_continues_from_the_stopped_phase_and_finishes(finished):
