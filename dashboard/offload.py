@@ -94,11 +94,6 @@ class Offloaded:
             child.close()
         self.proc, self._conn = proc, parent
 
-    @property
-    def in_child(self) -> bool:
-        """True when the work runs in a child process."""
-        return self.proc is not None
-
     def __iter__(self) -> Iterator[Any]:
         if self.proc is None:
             yield from self.fn(*self.args)

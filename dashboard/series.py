@@ -329,10 +329,6 @@ class SeriesStore:
         return self.loaded
 
     # ------------------------------------------------------------------ ingesting
-    def ingest(self, rec: dict[str, Any]) -> None:
-        """Fold one parsed record into the series."""
-        self.ingest_many([rec])
-
     def ingest_many(self, recs: list[dict[str, Any]]) -> None:
         """Fold parsed records (in file order) into the series, column by column."""
         self.n_records += len(recs)

@@ -192,13 +192,3 @@ def _read_lines(fh: Any, start: int, end: int, chunk_size: int) -> tuple[list[tu
         consumed = base + last_nl + 1
         carry = buf[last_nl + 1 :]
     return lines, consumed
-
-
-def read_range(path: str, start: int, end: int) -> bytes:
-    """Read bytes ``[start, end)`` of a file (empty when it is gone)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(start)
-            return fh.read(max(0, end - start))
-    except OSError:
-        return b""

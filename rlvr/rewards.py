@@ -28,6 +28,8 @@ from .problems import Problem
 from .runlog import RunDir, now_iso
 from .verifier import Outcome, Verifier, error_class
 from .verifier.extract import extract_code
+from .verifier.scoring import COMPILE_MAX, TYPE_CHECK_MAX
+from .verifier.style import STYLE_MAX
 
 COMPILED_STAGES = ("pass", "test_failure", "timeout")
 HISTOGRAM_EDGES = [round(i / 10, 1) for i in range(11)]
@@ -248,12 +250,20 @@ def quality_bonus(text: str) -> float:
     return bonus
 
 
+# `weighted`: an answer that did not build gets at most this share of the compile term, in proportion
+# to the verifier's type-check + compile credit (whose maximum is TYPE_CHECK_MAX + COMPILE_MAX).
+PARTIAL_COMPILE_SHARE = 0.5
+
+
 def weighted(o: Outcome, text: str, settings: RewardSettings) -> float | None:
     if o.stage == "infra_error":
         return None
-    compiled = 1.0 if o.stage in COMPILED_STAGES else (o.type_check + o.compile) / 0.35 * 0.5
+    if o.stage in COMPILED_STAGES:
+        compiled = 1.0
+    else:
+        compiled = (o.type_check + o.compile) / (TYPE_CHECK_MAX + COMPILE_MAX) * PARTIAL_COMPILE_SHARE
     tests = o.tests_passed / o.tests_total if o.tests_total else 0.0
-    style = 0.0 if o.is_degenerate else max(0.0, 1.0 - o.style_penalty / 0.10)
+    style = 0.0 if o.is_degenerate else max(0.0, 1.0 - o.style_penalty / STYLE_MAX)
     w = settings.weight_compile + settings.weight_tests + settings.weight_style
     return round(
         (settings.weight_compile * compiled + settings.weight_tests * tests + settings.weight_style * style)

@@ -1,13 +1,12 @@
 """The OCaml verifier: extraction, harness assembly, sandbox, scoring, style and degenerate rules."""
 
-from .core import OCamlNotFound, ProblemInvalid, Verifier, VerifierConfig, find_ocaml
+from .core import OCamlNotFound, Verifier, VerifierConfig, find_ocaml
 from .scoring import STAGES, Outcome, error_class
 
 __all__ = [
     "STAGES",
     "OCamlNotFound",
     "Outcome",
-    "ProblemInvalid",
     "Verifier",
     "VerifierConfig",
     "error_class",

@@ -67,10 +67,6 @@ class OCamlNotFound(RuntimeError):
     """The OCaml toolchain the verifier needs is not installed."""
 
 
-class ProblemInvalid(ValueError):
-    """A problem whose own tests cannot compile against its signature: no answer could pass it."""
-
-
 @dataclass(frozen=True)
 class VerifierConfig:
     """Verifier settings; `from_env` reads the VERIFIER_* variables documented in .envrc."""
@@ -448,7 +444,7 @@ class Verifier:
             p = phrases[idx]
             stub = " ".join(f"let {n} = Obj.magic ()" for n in p.names)
             lines_in_phrase = src[p.start : p.end].count("\n")
-            src = src[: p.start] + stub + "\n" * lines_in_phrase + " " * 0 + src[p.end :]
+            src = src[: p.start] + stub + "\n" * lines_in_phrase + src[p.end :]
             phrases = _shift(phrases, idx, len(stub) + lines_in_phrase - (p.end - p.start))
             (w.work / "candidate.ml").write_text(src)
             check = self._compile(w, ["-stop-after", "typing", "-c", "candidate.ml"])
@@ -584,10 +580,11 @@ def _shift(phrases: list, idx: int, delta: int) -> list:
 
 def _tail(run) -> str:
     """The end of what the program printed, without the harness's marker lines, for error messages."""
+    markers = {m.strip() for m in run.marker_lines}
     lines = [
-        ln for ln in (run.stderr + "\n" + run.stdout).split("\n") if ln.strip() and ln not in run.marker_lines
+        ln for ln in (run.stderr + "\n" + run.stdout).split("\n") if ln.strip() and ln.strip() not in markers
     ]
-    text = "\n".join(ln for ln in lines if not any(m.strip() == ln.strip() for m in run.marker_lines))[-300:]
+    text = "\n".join(lines)[-300:]
     return text or (f"exited with status {run.returncode}" if run.returncode is not None else "killed")
 
 

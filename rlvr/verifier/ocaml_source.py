@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_IDENT = r"[a-z_][A-Za-z0-9_']*"
 _SIG_LINE = re.compile(r"^let(?:\s+rec)?\s+([A-Za-z_][A-Za-z0-9_']*)")
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import zlib
-from dataclasses import dataclass
 
 from .extract import Extraction
 from .ocaml_source import strip_comments
@@ -40,13 +39,6 @@ _STUB_BODY = re.compile(
         \s*\)?\s*(?:;;)?\s*$""",
     re.VERBOSE | re.DOTALL,
 )
-
-
-@dataclass(frozen=True)
-class TextJudgement:
-    style_penalty: float
-    style_reasons: list[str]
-    degenerate_reasons: list[str]
 
 
 def style_penalty(ex: Extraction) -> tuple[float, list[str]]:
