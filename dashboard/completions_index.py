@@ -35,19 +35,10 @@ import numpy as np
 
 from dashboard.offload import Offloaded, OffloadError, OffloadStopped
 from dashboard.tail import JsonlTail, clean_value, parse_line, stat_file
+from rlvr.verifier.scoring import STAGES
 
 log = logging.getLogger(__name__)
 
-STAGES = (
-    "pass",
-    "test_failure",
-    "compile_error",
-    "type_error",
-    "syntax_error",
-    "timeout",
-    "empty",
-    "infra_error",
-)
 UNKNOWN_STAGE = "unknown"
 BACK_CHUNK = 4 << 20
 SEARCH_SOFT_S = 0.3

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from .problems import Problem
 from .runlog import RunDir, now_iso
-from .verifier import Outcome, Verifier, error_class
+from .verifier import STAGES, Outcome, Verifier, error_class
 from .verifier.extract import extract_code
 from .verifier.scoring import COMPILE_MAX, TYPE_CHECK_MAX
 from .verifier.style import STYLE_MAX
@@ -191,19 +191,7 @@ def batch_metrics(step: int, records: list[dict]) -> dict:
         "pass@k": passk,
         "reward_mean": mean,
         "reward_std": std,
-        "stage_counts": {
-            s: stages.get(s, 0)
-            for s in (
-                "pass",
-                "test_failure",
-                "compile_error",
-                "type_error",
-                "syntax_error",
-                "timeout",
-                "empty",
-                "infra_error",
-            )
-        },
+        "stage_counts": {s: stages.get(s, 0) for s in STAGES},
         "partial_tests": sum(1 for o in outcomes if 0 < o["tests_passed"] < o["tests_total"]),
         "reward_histogram": {"edges": HISTOGRAM_EDGES, "counts": counts},
         "infra_errors": stages.get("infra_error", 0),
