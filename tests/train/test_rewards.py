@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlvr.rewards import SCORERS, RewardContext, RewardSettings, build_reward_functions
+from rlvr.rewards import SCORERS, RewardContext, RewardSettings, batch_metrics, build_reward_functions
 from rlvr.verifier import Verifier, VerifierConfig
 
 SIG = "let sum_list (xs : int list) : int ="
@@ -77,3 +77,30 @@ def test_an_unknown_problem_id_is_an_error_not_a_score(verifier, sum_problem):
     funcs, _ = build_reward_functions(["ocaml"], RewardContext(verifier, [sum_problem]))
     with pytest.raises(KeyError, match="unknown problem id"):
         funcs[0]([None], ["0"], problem_id=["not_a_problem"])
+
+
+def test_batch_metrics_of_constructed_groups_are_exact():
+    def rec(pid: str, stage: str, reward: float, passed: int) -> dict:
+        outcome = {
+            "stage": stage,
+            "total_reward": reward,
+            "tests_passed": passed,
+            "tests_total": 4,
+            "error": None,
+        }
+        return {"problem_id": pid, "outcome": outcome}
+
+    records = [
+        rec("a", "pass", 1.0, 4),
+        rec("a", "test_failure", 0.5125, 1),
+        rec("b", "syntax_error", 0.0, 0),
+        rec("b", "syntax_error", 0.0, 0),
+    ]
+    m = batch_metrics(3, records)
+    assert (m["step"], m["n_completions"], m["n_problems"], m["k"]) == (3, 4, 2, 2)
+    assert (m["pass@1"], m["pass@k"]) == (0.25, 0.5)  # a: 1 of 2, b: 0 of 2; a solved at k = 2
+    assert m["reward_mean"] == pytest.approx(1.5125 / 4)
+    assert m["stage_counts"] == {"pass": 1, "test_failure": 1, "compile_error": 0, "type_error": 0,
+                                 "syntax_error": 2, "timeout": 0, "empty": 0, "infra_error": 0}  # fmt: skip
+    assert m["reward_histogram"]["counts"] == [2, 0, 0, 0, 0, 1, 0, 0, 0, 1]
+    assert (m["partial_tests"], m["infra_errors"]) == (1, 0)
