@@ -8,6 +8,7 @@ value can be overridden; a wrong one stops with a message naming the variable be
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.util
 import os
 import re
 from collections.abc import Mapping
@@ -21,6 +22,8 @@ from .verifier import VerifierConfig
 ALGORITHMS = ("grpo", "rloo")
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 TRACKERS = ("tensorboard", "wandb", "trackio", "none")
+OPTIONAL_TRACKERS = ("wandb", "trackio")  # pip install -e '.[tracking]'
+TRACKIO_PROJECT = "ocamler-grpo"  # trackio's project (its database is <TRACKIO_DIR>/ocamler-grpo.db)
 
 
 @dataclass(frozen=True)
@@ -180,12 +183,21 @@ class GRPOTrainConfig:
 
 
 def report_to_from_env(e: Env, prefix: str) -> tuple[str, ...]:
-    """<prefix>_REPORT_TO: trackers beside TensorBoard (always on unless the list says none)."""
+    """<prefix>_REPORT_TO: trackers beside TensorBoard (always on unless the list says none).
+
+    A tracker whose package is not installed is refused here, with the command that installs it,
+    rather than after the model has loaded.
+    """
     report = e.list(f"{prefix}_REPORT_TO", ["tensorboard"])
     for r in report:
         if r not in TRACKERS:
             raise ConfigError(
                 f"{prefix}_REPORT_TO={','.join(report)!r}: {r!r} is not one of {', '.join(TRACKERS)}"
+            )
+        if r in OPTIONAL_TRACKERS and importlib.util.find_spec(r) is None:
+            raise ConfigError(
+                f"{prefix}_REPORT_TO={','.join(report)!r}: {r} is not installed; install the trackers with "
+                f"`.venv/bin/pip install -e '.[tracking]'` (or `.venv/bin/pip install {r}`)"
             )
     if "tensorboard" not in report and "none" not in report:
         report = ("tensorboard", *report)

@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import GRPOTrainConfig, weights_dtype
+from .config import TRACKIO_PROJECT, GRPOTrainConfig, weights_dtype
 from .data import DataError, load_problems
 from .envconf import ConfigError
 from .export.merge import model_for_training, note_parent_adapter
@@ -84,6 +84,7 @@ def shared_trainer_args(cfg: GRPOTrainConfig | SFTTrainConfig, run: RunDir) -> d
         gradient_checkpointing=cfg.gradient_checkpointing,
         report_to=list(cfg.report_to) or "none",
         run_name=cfg.run_name,
+        project=TRACKIO_PROJECT,
         model_init_kwargs={"dtype": weights_dtype(cfg.profile, cfg.bf16)},
         disable_tqdm=True,
     )
