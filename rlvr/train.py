@@ -67,6 +67,14 @@ def build_dataset(cfg: GRPOTrainConfig, tokenizer):
     return Dataset.from_list(rows), problems, too_long
 
 
+def checkpointing_arg() -> str:
+    """transformers 5 renamed `gradient_checkpointing` to `activation_checkpointing` (the old name warns)."""
+    from transformers import TrainingArguments
+
+    fields = TrainingArguments.__dataclass_fields__
+    return "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+
+
 def shared_trainer_args(cfg: GRPOTrainConfig | SFTTrainConfig, run: RunDir) -> dict[str, Any]:
     """The TrainingArguments that GRPO and SFT set alike, from the fields both configs have."""
     return dict(
@@ -81,7 +89,7 @@ def shared_trainer_args(cfg: GRPOTrainConfig | SFTTrainConfig, run: RunDir) -> d
         seed=cfg.seed,
         bf16=cfg.bf16,
         use_cpu=cfg.profile == "cpu",
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        **{checkpointing_arg(): cfg.gradient_checkpointing},
         report_to=list(cfg.report_to) or "none",
         run_name=cfg.run_name,
         project=TRACKIO_PROJECT,
