@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .assertions import SplitError, split_assertions
 from .problems import DIFFICULTIES, ID_PATTERN, SPLITS, Problem
-from .test_split import SplitError, split_assertions
 from .verifier.ocaml_source import SignatureError, parse_signature
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from rlvr.data import multipl_e_file
-from rlvr.test_split import SplitError, split_assertions
+from rlvr.assertions import SplitError, split_assertions
 
 
 def test_kiranpg_block():
