@@ -30,7 +30,7 @@ from pathlib import Path
 from ..envconf import ConfigError, Env
 from ..models import cache_root
 
-DEFAULT_VERSION = "0.3.36"  # llama-cpp-python sdist that vendors the llama.cpp we build (REFERENCE §3)
+DEFAULT_VERSION = "0.3.36"  # llama-cpp-python sdist that vendors the llama.cpp we build (doc/serving.md)
 TARGETS = ("llama-server", "llama-quantize")
 STAMP = "BUILT.json"
 # Converter imports beyond what the training stack installs (only for SentencePiece vocabularies).

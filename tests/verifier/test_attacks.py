@@ -1,4 +1,4 @@
-"""Every attack from REFERENCE §4 and every reward hack from §1, against the real sandbox and compiler.
+"""Every sandbox attack and every reward hack listed in doc/security.md, against the real sandbox and compiler.
 
 Each must earn no test credit it did not compute, and harm nothing: after the worst of them the next
 correct completion still scores 1.0.
