@@ -25,7 +25,7 @@ from .problems import DIFFICULTIES, ID_PATTERN, SPLITS, Problem
 from .verifier.ocaml_source import SignatureError, parse_signature
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-BUNDLED = REPO_ROOT / "data" / "ocaml_problems.jsonl"
+BUNDLED_PROBLEMS = REPO_ROOT / "data" / "ocaml_problems.jsonl"  # what "bundled" means for a data source
 MULTIPL_E_DIR_CANDIDATES = (
     REPO_ROOT / "shared" / "data" / "multipl-e",
     REPO_ROOT.parent / "shared" / "data" / "multipl-e",
@@ -64,7 +64,7 @@ def read_rows(source: str, split: str | None = None) -> tuple[list[dict[str, Any
     picks the split (default: train, else the first available).
     """
     if not source or source == "bundled":
-        source = str(BUNDLED)
+        source = str(BUNDLED_PROBLEMS)
     path = Path(source).expanduser()
     if path.exists():
         suffix = path.suffix.lower()

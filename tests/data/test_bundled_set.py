@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from rlvr.data import BUNDLED, load_problems
+from rlvr.data import BUNDLED_PROBLEMS, load_problems
 from rlvr.validate import validate
 
 
@@ -85,5 +85,5 @@ def test_every_problem_validates_through_the_verifier(problems, verifier):
 
 
 def test_bundled_file_is_the_one_in_the_repo():
-    assert BUNDLED.name == "ocaml_problems.jsonl"
-    assert BUNDLED.exists()
+    assert BUNDLED_PROBLEMS.name == "ocaml_problems.jsonl"
+    assert BUNDLED_PROBLEMS.exists()
