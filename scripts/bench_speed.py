@@ -10,7 +10,8 @@ Step 1 of each run is left out (warm-up). Prints a table; writes bench-speed-<ti
 
 Settings (environment): BENCH_OUT (default bench_runs), BENCH_SPEED_SFT_STEPS (default 6),
 BENCH_SPEED_GRPO_STEPS (default 4), BENCH_SPEED_MODEL (the model GRPO starts from, default bundled; an
-SFT adapter gives completion lengths like the pipeline's), BENCH_SPEED_ONLY (sft | grpo | llama: one part).
+SFT adapter gives completion lengths like the pipeline's), BENCH_SPEED_ONLY (sft | grpo | generate |
+llama: one part; `generate` times HF generate at batch 4/8/16 in float32 and bfloat16).
 """
 
 from __future__ import annotations
@@ -114,6 +115,40 @@ def grpo_speed(label: str, overrides: dict[str, str], out: Path, env: dict[str, 
     }
 
 
+def generate_speed(batches: tuple[int, ...] = (4, 8, 16), new_tokens: int = 128) -> list[dict]:
+    """HF `generate` tokens/s of the bundled model at each batch size, float32 and bfloat16: what a GRPO
+    group costs when its completions are generated as one batch (every sequence runs to new_tokens)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from rlvr.data import load_problems
+    from rlvr.models import load_tokenizer, resolve_model
+    from rlvr.prompts import build_messages, render
+
+    path = resolve_model("bundled")
+    tokenizer = load_tokenizer(path)
+    tokenizer.padding_side = "left"
+    problem = load_problems("bundled", split="train")[0][0]
+    out = []
+    for dtype in (torch.float32, torch.bfloat16):
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval()
+        for batch in batches:
+            enc = tokenizer([render(tokenizer, build_messages(problem))] * batch, return_tensors="pt")
+            torch.manual_seed(0)
+            t = time.monotonic()
+            with torch.no_grad():
+                model.generate(
+                    **enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=True,
+                    temperature=0.9, pad_token_id=tokenizer.pad_token_id,
+                )  # fmt: skip
+            seconds = time.monotonic() - t
+            out.append(
+                {"dtype": str(dtype).removeprefix("torch."), "batch": batch, "seconds": seconds,
+                 "tokens_per_s": batch * new_tokens / seconds}
+            )  # fmt: skip
+    return out
+
+
 def llama_speed(env: dict[str, str], parallel: int = 8, max_tokens: int = 256) -> dict | None:
     """The bundled GGUF through llama-server: `parallel` concurrent chat requests of `max_tokens`."""
     from concurrent.futures import ThreadPoolExecutor
@@ -205,6 +240,13 @@ def main() -> int:
             print(f"  {r['label']:<8} {r['settings']!s:<55} {r['step_s']:6.1f} {r['generation_s']:6.1f} "
                   f"{r['completions_per_s']:13.3f} {r['rollout_tokens_per_s'] or 0:13.1f}")  # fmt: skip
         print(f"  speed-up: {n['completions_per_s'] / b['completions_per_s']:.2f}x completions/s", flush=True)
+    if only in ("", "generate"):
+        result["generate"] = generate_speed()
+        print("\nHF generate, bundled model, 128 new tokens a sequence (one batch = one GRPO group)")
+        for r in result["generate"]:
+            print(
+                f"  {r['dtype']:<9} batch {r['batch']:>2}: {r['seconds']:5.1f} s, {r['tokens_per_s']:6.1f} tokens/s"
+            )
     if only in ("", "llama"):
         ref = llama_speed(env)
         result["llama_server"] = ref
