@@ -126,10 +126,7 @@ class GRPOTrainConfig:
             raise ConfigError("GRPO_PUSH_TO_HUB=1 needs GRPO_HUB_MODEL_ID=<user>/<repo>")
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         model_tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", (model or BUNDLED).rstrip("/").split("/")[-1])[:40]
-        try:
-            verifier = VerifierConfig.from_env(dict(e.env))
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
+        verifier = VerifierConfig.from_env(e.env)
         return GRPOTrainConfig(
             profile=profile,
             model=model or BUNDLED,

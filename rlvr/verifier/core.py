@@ -23,12 +23,13 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..envconf import Env
 from .compile_server import CompileServer, ServerFailure, ServerUnavailable, ocaml_identity, server_binary
 from .extract import extract_code
 from .harness import HarnessNames, assemble_candidate, nonce_unit_source, read_report, tests_source
@@ -93,34 +94,21 @@ class VerifierConfig:
             raise ValueError("verifier jobs must be >= 0, memory_mb >= 64 and retries >= 0")
 
     @staticmethod
-    def from_env(env: dict[str, str] | None = None) -> VerifierConfig:
-        env = dict(os.environ if env is None else env)
-
-        def num(var: str, default: float, kind: type = float) -> float:
-            raw = env.get(var, "")
-            if raw == "":
-                return default
-            try:
-                return kind(raw)
-            except ValueError:
-                raise ValueError(f"{var}={raw!r}: expected a {kind.__name__}") from None
-
-        def flag(var: str, default: str) -> bool:
-            raw = env.get(var, "") or default
-            if raw not in ("0", "1"):
-                raise ValueError(f"{var}={raw!r}: expected 0 or 1")
-            return raw == "1"
-
+    def from_env(env: Mapping[str, str] | None = None) -> VerifierConfig:
+        """The VERIFIER_* variables (.envrc), parsed by the one environment reader (rlvr.envconf);
+        each default is this dataclass's own. A bad value raises ConfigError naming the variable."""
+        e = Env(os.environ if env is None else env)
+        d = VerifierConfig()
         return VerifierConfig(
-            sandbox=env.get("VERIFIER_SANDBOX", "bwrap") or "bwrap",
-            jobs=int(num("VERIFIER_JOBS", 0, int)),
-            native=flag("VERIFIER_NATIVE", "0"),
-            compile_timeout_s=num("VERIFIER_COMPILE_TIMEOUT", 5.0),
-            run_timeout_s=num("VERIFIER_RUN_TIMEOUT", 1.0),
-            test_budget_s=num("VERIFIER_TEST_BUDGET", 3.0),
-            memory_mb=int(num("VERIFIER_MEMORY_MB", 512, int)),
-            retries=int(num("VERIFIER_RETRIES", 2, int)),
-            compile_server=flag("VERIFIER_COMPILE_SERVER", "1"),
+            sandbox=e.choice("VERIFIER_SANDBOX", d.sandbox, MODES),
+            jobs=e.int("VERIFIER_JOBS", d.jobs, minimum=0),
+            native=e.bool("VERIFIER_NATIVE", d.native),
+            compile_timeout_s=e.float("VERIFIER_COMPILE_TIMEOUT", d.compile_timeout_s, 0.001, 3600.0),
+            run_timeout_s=e.float("VERIFIER_RUN_TIMEOUT", d.run_timeout_s, 0.001, 3600.0),
+            test_budget_s=e.float("VERIFIER_TEST_BUDGET", d.test_budget_s, 0.001, 3600.0),
+            memory_mb=e.int("VERIFIER_MEMORY_MB", d.memory_mb, minimum=64),
+            retries=e.int("VERIFIER_RETRIES", d.retries, minimum=0),
+            compile_server=e.bool("VERIFIER_COMPILE_SERVER", d.compile_server),
         )
 
 

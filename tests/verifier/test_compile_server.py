@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from rlvr.envconf import ConfigError
 from rlvr.problems import Problem
 from rlvr.verifier import Outcome, Verifier, VerifierConfig, compile_server, core
 
@@ -149,8 +150,9 @@ def test_a_server_that_stops_answering_is_killed(one_worker, sum_problem, monkey
 def test_the_setting_turns_the_server_off():
     assert VerifierConfig.from_env({}).compile_server is True
     assert VerifierConfig.from_env({"VERIFIER_COMPILE_SERVER": "0"}).compile_server is False
-    with pytest.raises(ValueError, match="VERIFIER_COMPILE_SERVER='yes'"):
-        VerifierConfig.from_env({"VERIFIER_COMPILE_SERVER": "yes"})
+    assert VerifierConfig.from_env({"VERIFIER_COMPILE_SERVER": "no"}).compile_server is False  # Env's syntax
+    with pytest.raises(ConfigError, match=r"VERIFIER_COMPILE_SERVER='maybe': expected 1/0 \(or true/false\)"):
+        VerifierConfig.from_env({"VERIFIER_COMPILE_SERVER": "maybe"})
 
 
 def test_without_ocamlfind_it_compiles_per_process_after_one_log_line(monkeypatch, caplog, sum_problem):

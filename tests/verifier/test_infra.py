@@ -31,10 +31,16 @@ def test_a_problem_whose_tests_cannot_compile_is_reported_as_invalid(verifier):
 
 
 def test_bad_verifier_settings_name_the_variable():
-    with pytest.raises(ValueError, match="VERIFIER_SANDBOX='docker'"):
+    from rlvr.envconf import ConfigError
+
+    with pytest.raises(ConfigError, match="VERIFIER_SANDBOX='docker': expected one of bwrap, rlimit"):
         VerifierConfig.from_env({"VERIFIER_SANDBOX": "docker"})
-    with pytest.raises(ValueError, match="VERIFIER_RUN_TIMEOUT='fast'"):
+    with pytest.raises(ConfigError, match="VERIFIER_RUN_TIMEOUT='fast': expected a number"):
         VerifierConfig.from_env({"VERIFIER_RUN_TIMEOUT": "fast"})
+    with pytest.raises(ConfigError, match="VERIFIER_MEMORY_MB='32': expected an integer >= 64"):
+        VerifierConfig.from_env({"VERIFIER_MEMORY_MB": "32"})
+    with pytest.raises(ConfigError, match="VERIFIER_TEST_BUDGET='0'"):
+        VerifierConfig.from_env({"VERIFIER_TEST_BUDGET": "0"})
 
 
 def test_rlimit_mode_warns_loudly_and_still_scores(sum_problem):
