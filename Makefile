@@ -91,8 +91,7 @@ vllm-server: ## serve with vLLM (GPU; OpenAI API on 127.0.0.1:8000, VLLM_PORT): 
 
 dashboard: ## the live dashboard on 127.0.0.1:8080, DASHBOARD_PORT (GRPO, completions, SFT, compare)
 	@scripts/bootstrap.sh core
-	$(PY) -m dashboard --runs-dir "$${GRPO_OUTPUT_DIR:-grpo_runs}" --sft-runs-dir "$${SFT_OUTPUT_DIR:-sft_runs}" \
-	  --host "$${DASHBOARD_HOST:-127.0.0.1}" --port "$${DASHBOARD_PORT:-8080}"
+	$(PY) -m dashboard  # reads GRPO_OUTPUT_DIR, SFT_OUTPUT_DIR, PIPELINE_OUTPUT_DIR, DASHBOARD_HOST/PORT
 
 bench-dashboard: ## time the dashboard's first page opens (Chromium and API) on a generated 100k-step, 1M-completion run
 	@scripts/bootstrap.sh browser

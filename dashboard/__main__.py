@@ -8,23 +8,22 @@ import sys
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options; environment variables give the defaults."""
+    """Command-line options; environment variables give the defaults (rlvr.settings reads them)."""
+    from rlvr.settings import dashboard_address, run_root
+
+    host, port = dashboard_address(os.environ)
     p = argparse.ArgumentParser(
         prog="python -m dashboard", description="Live dashboard for ocamler-grpo runs."
     )
-    p.add_argument(
-        "--runs-dir", default=os.environ.get("GRPO_OUTPUT_DIR", "grpo_runs"), help="GRPO runs directory"
-    )
-    p.add_argument(
-        "--sft-runs-dir", default=os.environ.get("SFT_OUTPUT_DIR", "sft_runs"), help="SFT runs directory"
-    )
+    p.add_argument("--runs-dir", default=run_root("grpo", os.environ), help="GRPO runs directory")
+    p.add_argument("--sft-runs-dir", default=run_root("sft", os.environ), help="SFT runs directory")
     p.add_argument(
         "--pipeline-dir",
-        default=os.environ.get("PIPELINE_OUTPUT_DIR", "pipeline_runs"),
+        default=run_root("pipeline", os.environ),
         help="pipeline runs directory (make pipeline)",
     )
-    p.add_argument("--host", default=os.environ.get("DASHBOARD_HOST", "127.0.0.1"), help="bind address")
-    p.add_argument("--port", type=int, default=int(os.environ.get("DASHBOARD_PORT", "8080")), help="port")
+    p.add_argument("--host", default=host, help="bind address")
+    p.add_argument("--port", type=int, default=port, help="port")
     p.add_argument("--log-level", default="warning", help="uvicorn log level")
     return p.parse_args(argv)
 

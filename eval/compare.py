@@ -19,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from rlvr.settings import run_root
 from rlvr.verifier import STAGES
 
 from .metrics import is_scored, majority_stage, summarize
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("b", help="run compared with it")
     ap.add_argument("--out", type=Path, default=None, help="directory for compare.json and compare.html")
     args = ap.parse_args(argv)
-    root = os.environ.get("EVAL_OUTPUT_DIR") or "eval_runs"
+    root = run_root("eval", os.environ)
     try:
         a, b = load_run(args.a, root), load_run(args.b, root)
     except (RunNotFound, ValueError) as e:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rlvr.envconf import ConfigError, Env
+from rlvr.settings import run_root
 
 from .passk import ks_up_to, parse_ks
 
@@ -146,7 +147,7 @@ def _parse(e: Env, explicit_k: bool) -> EvalConfig:
         request_timeout=e.float("EVAL_REQUEST_TIMEOUT", 600.0, 1.0),
         server_batch_n=e.bool("EVAL_SERVER_BATCH_N", False),
         extra_body=_json_object(e.str("EVAL_EXTRA_BODY", None)),
-        output_dir=e.str("EVAL_OUTPUT_DIR", "eval_runs") or "eval_runs",
+        output_dir=run_root("eval", e),
         run_name=run_name,
     )
 

@@ -7,7 +7,6 @@ value can be overridden; a wrong one stops with a message naming the variable be
 
 from __future__ import annotations
 
-import datetime as _dt
 import importlib.util
 import os
 import re
@@ -15,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from .envconf import ConfigError, Env
-from .models import BUNDLED, GPU_DEFAULT
 from .rewards import SCORERS, RewardSettings
+from .settings import base_model, default_run_name, run_root
 from .verifier import VerifierConfig
 
 ALGORITHMS = ("grpo", "rloo")
@@ -92,7 +91,7 @@ class GRPOTrainConfig:
             cuda = torch.cuda.is_available()
         profile = e.choice("GRPO_PROFILE", "cuda" if cuda else "cpu", ("cpu", "cuda"))
         gpu = profile == "cuda"
-        model = e.str("BASE_MODEL_ID", GPU_DEFAULT if gpu else BUNDLED)
+        model = base_model(e, gpu)
         # cpu: 8 completions generated as one batch cost ~1.1x the wall time of 4 (doc/benchmarks.md)
         # and a group of 8 is far less often all-equal, so fewer steps are wasted without a gradient
         num_generations = e.int("GRPO_NUM_GENERATIONS", 8, minimum=2)
@@ -124,15 +123,13 @@ class GRPOTrainConfig:
             )
         if e.bool("GRPO_PUSH_TO_HUB", False) and not e.str("GRPO_HUB_MODEL_ID", None):
             raise ConfigError("GRPO_PUSH_TO_HUB=1 needs GRPO_HUB_MODEL_ID=<user>/<repo>")
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        model_tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", (model or BUNDLED).rstrip("/").split("/")[-1])[:40]
         verifier = VerifierConfig.from_env(e.env)
         return GRPOTrainConfig(
             profile=profile,
-            model=model or BUNDLED,
+            model=model,
             dataset=e.str("TRAINING_DATASET", "bundled") or "bundled",
-            output_dir=e.str("GRPO_OUTPUT_DIR", "grpo_runs") or "grpo_runs",
-            run_name=e.str("GRPO_RUN_NAME", f"{stamp}-{model_tag}") or "",
+            output_dir=run_root("grpo", e),
+            run_name=e.str("GRPO_RUN_NAME", None) or default_run_name(model),
             resume=e.str("GRPO_RESUME", None),
             algorithm=e.choice("GRPO_ALGORITHM", "grpo", ALGORITHMS),
             loss_type=e.choice("GRPO_LOSS_TYPE", "dapo", LOSS_TYPES),

@@ -10,7 +10,6 @@ STOP_TIMEOUT seconds; also stops the monitors this launcher started.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import signal
 import socket
@@ -21,29 +20,43 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .envconf import ConfigError, Env
+from .runlog import RunDir, RunDirError
+from .settings import RUN_ROOTS, base_model, dashboard_address, default_run_name, run_root, tensorboard_port
 
 
 @dataclass(frozen=True)
 class Kind:
-    """What one kind of background job runs, where its runs live and what its variables are called."""
+    """What one kind of background job runs and what its variables are called (where its runs live:
+    rlvr.settings.run_root)."""
 
     module: str
-    out_var: str
-    out_default: str
     name_var: str
     resume_var: str
+    profile_var: str | None  # the variable that picks cpu or cuda (and so the default base model)
     log_name: str
     page: str  # the dashboard page that follows it
 
 
 KINDS = {
-    "grpo": Kind("rlvr.train", "GRPO_OUTPUT_DIR", "grpo_runs", "GRPO_RUN_NAME", "GRPO_RESUME", "training.log", ""),
-    "sft": Kind("sft.train", "SFT_OUTPUT_DIR", "sft_runs", "SFT_RUN_NAME", "SFT_RESUME", "sft_training.log", "sft"),
+    "grpo": Kind("rlvr.train", "GRPO_RUN_NAME", "GRPO_RESUME", "GRPO_PROFILE", "training.log", ""),
+    "sft": Kind("sft.train", "SFT_RUN_NAME", "SFT_RESUME", "SFT_PROFILE", "sft_training.log", "sft"),
+    # every dashboard page shows the running pipeline's phase, with a link to it
     "pipeline": Kind(
-        "rlvr.pipeline", "PIPELINE_OUTPUT_DIR", "pipeline_runs", "PIPELINE_RUN_NAME", "PIPELINE_RESUME",
-        "pipeline.log", "",  # every page shows the running pipeline's phase, with a link to it
+        "rlvr.pipeline", "PIPELINE_RUN_NAME", "PIPELINE_RESUME", "SFT_PROFILE", "pipeline.log", ""
     ),
-}  # fmt: skip
+}
+
+
+def _default_model(kind: Kind, e: Env) -> str:
+    """The base model the job will resolve, so the launcher names the run as the job itself would."""
+    if e.raw("BASE_MODEL_ID"):
+        return base_model(e)
+    profile = e.raw(kind.profile_var) if kind.profile_var else None
+    if profile is None:
+        import torch
+
+        profile = "cuda" if torch.cuda.is_available() else "cpu"
+    return base_model(e, gpu=profile == "cuda")
 
 
 def _alive(pid: int) -> bool:
@@ -87,39 +100,31 @@ def _spawn(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
 
 def start(kind: str, env: dict[str, str]) -> int:
     k = KINDS[kind]
-    module, out_var, out_default, name_var, log_name = (
-        k.module,
-        k.out_var,
-        k.out_default,
-        k.name_var,
-        k.log_name,
-    )
     e = Env(env)
-    root = Path(e.str(out_var, out_default) or out_default)
+    root = Path(run_root(kind, e))
     root.mkdir(parents=True, exist_ok=True)
     pid_file = root / ".train.pid"
     running = _read_pid(pid_file)
     if running:
         print(
             f"error: a {kind} run is already running in {root} (pid {running}); `make stop` first, "
-            f"or use another {out_var}",
+            f"or use another {RUN_ROOTS[kind][0]}",
             file=sys.stderr,
         )
         return 2
     resume = e.str(k.resume_var, None)
     if resume:
-        target = (root / "latest") if resume == "latest" else Path(resume)
-        if not target.exists() and (root / resume).exists():
-            target = root / resume
-        run_name = target.resolve().name
+        try:  # the same resolution the job itself does (latest, a run name, or a directory)
+            run_dir = RunDir.resolve_resume(root, resume, kind=kind)
+        except RunDirError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     else:
-        model = (e.str("BASE_MODEL_ID", None) or "default").rstrip("/").split("/")[-1]
-        run_name = e.str(name_var, None) or f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{model}"[:80]
-        env[name_var] = run_name
-    run_dir = root / run_name
+        env[k.name_var] = e.str(k.name_var, None) or default_run_name(_default_model(k, e))
+        run_dir = root / env[k.name_var]
     run_dir.mkdir(parents=True, exist_ok=True)
-    log = run_dir / log_name
-    argv = [sys.executable, "-u", "-m", module]
+    log = run_dir / k.log_name
+    argv = [sys.executable, "-u", "-m", k.module]
     try:
         foreground = e.bool("FOREGROUND", False)
         monitor = e.bool("GRPO_MONITOR", True) and not foreground
@@ -133,7 +138,7 @@ def start(kind: str, env: dict[str, str]) -> int:
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
             # Ctrl-C reaches the job too, which stops itself after a checkpoint: keep relaying its output
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-            pid_file.write_text(f"{proc.pid} {run_name}\n")
+            pid_file.write_text(f"{proc.pid} {run_dir.name}\n")
             assert proc.stdout
             for line in proc.stdout:
                 sys.stdout.buffer.write(line)
@@ -143,7 +148,7 @@ def start(kind: str, env: dict[str, str]) -> int:
         pid_file.unlink(missing_ok=True)
         return code
     proc = _spawn(argv, log, env)
-    pid_file.write_text(f"{proc.pid} {run_name}\n")
+    pid_file.write_text(f"{proc.pid} {run_dir.name}\n")
     time.sleep(1.0)
     if proc.poll() is not None and proc.returncode != 0:
         pid_file.unlink(missing_ok=True)
@@ -154,28 +159,23 @@ def start(kind: str, env: dict[str, str]) -> int:
     print(f"  run directory: {run_dir}")
     print(f"  log:           tail -f {log}")
     if monitor:
-        host = e.str("DASHBOARD_HOST", "127.0.0.1")
-        print(f"  dashboard:     http://{host}:{e.str('DASHBOARD_PORT', '8080')}/{k.page}")
-        print(f"  tensorboard:   http://127.0.0.1:{e.str('TENSORBOARD_PORT', '6006')}/")
+        host, port = dashboard_address(e)
+        print(f"  dashboard:     http://{host}:{port}/{k.page}")
+        print(f"  tensorboard:   http://127.0.0.1:{tensorboard_port(e)}/")
     print("  stop it with:  make stop")
     return 0
 
 
 def tensorboard_logdir(kind: str, env: dict[str, str]) -> list[str]:
     """TensorBoard's log directory arguments: the kind's runs, or for a pipeline both trainers' runs."""
-    e = Env(env)
     if kind != "pipeline":
-        k = KINDS[kind]
-        return ["--logdir", e.str(k.out_var, k.out_default) or k.out_default]
-    dirs = [f"{name}:{e.str(KINDS[name].out_var, KINDS[name].out_default)}" for name in ("sft", "grpo")]
-    return ["--logdir_spec", ",".join(dirs)]
+        return ["--logdir", run_root(kind, env)]
+    return ["--logdir_spec", ",".join(f"{name}:{run_root(name, env)}" for name in ("sft", "grpo"))]
 
 
 def start_monitors(env: dict[str, str], root: Path, tb_logdir: list[str] | None = None) -> None:
     """Dashboard and TensorBoard in the background, unless something already listens on their ports."""
-    e = Env(env)
-    host = e.str("DASHBOARD_HOST", "127.0.0.1") or "127.0.0.1"
-    port = e.int("DASHBOARD_PORT", 8080)
+    host, port = dashboard_address(env)
     repo = Path(__file__).resolve().parent.parent
     if (repo / "dashboard" / "__main__.py").exists() and not _port_open(host, port):
         p = _spawn(
@@ -184,7 +184,7 @@ def start_monitors(env: dict[str, str], root: Path, tb_logdir: list[str] | None 
             env,
         )
         (root / ".dashboard.pid").write_text(f"{p.pid}\n")
-    tb_port = e.int("TENSORBOARD_PORT", 6006)
+    tb_port = tensorboard_port(env)
     tb = Path(sys.executable).with_name("tensorboard")
     if tb.exists() and not _port_open("127.0.0.1", tb_port):
         p = _spawn(
@@ -201,7 +201,7 @@ def stop(env: dict[str, str]) -> int:
     stopped = False
     # the pipeline first: stopping it stops the phase it runs, and the trainer's own pid file is not used
     for kind in ("pipeline", "grpo", "sft"):
-        root = Path(e.str(KINDS[kind].out_var, KINDS[kind].out_default) or KINDS[kind].out_default)
+        root = Path(run_root(kind, e))
         pid_file = root / ".train.pid"
         pid = _read_pid(pid_file)
         if pid:

@@ -22,10 +22,8 @@ pipeline sets.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -38,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from .envconf import ConfigError, Env
-from .models import BUNDLED
 from .runlog import RUN_NAME, clean, now_iso
+from .settings import base_model, default_run_name, run_root
 
 REPO = Path(__file__).resolve().parent.parent
 PHASES = ("sft", "grpo", "eval_base", "eval_sft", "eval_final", "report")
@@ -74,7 +72,9 @@ class PipelineConfig:
         return asdict(self)
 
     @staticmethod
-    def from_env(env: Mapping[str, str]) -> PipelineConfig:
+    def from_env(env: Mapping[str, str], model: str | None = None) -> PipelineConfig:
+        """PIPELINE_* settings; `model` is the base model the trainers resolved (their profile decides
+        the default), else BASE_MODEL_ID as given."""
         e = Env(env)
         phases = e.list("PIPELINE_PHASES", PHASES)
         unknown = [p for p in phases if p not in PHASES]
@@ -88,23 +88,21 @@ class PipelineConfig:
             raise ConfigError(
                 f"PIPELINE_PHASES={','.join(phases)!r}: eval_sft evaluates the sft phase's model; add sft"
             )
-        model = e.str("BASE_MODEL_ID", BUNDLED) or BUNDLED
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", model.rstrip("/").split("/")[-1])[:40]
-        name = e.str("PIPELINE_RUN_NAME", None) or f"{stamp}-{tag}"
+        model = model or base_model(e)
+        name = e.str("PIPELINE_RUN_NAME", None) or default_run_name(model)
         if not RUN_NAME.match(name):
             raise ConfigError(f"PIPELINE_RUN_NAME={name!r}: use letters, digits, '.', '_' and '-' only")
         temperature = e.str("PIPELINE_EVAL_TEMPERATURE", None)
         max_tokens = e.str("PIPELINE_EVAL_MAX_TOKENS", None)
         return PipelineConfig(
             name=name,
-            output_dir=e.str("PIPELINE_OUTPUT_DIR", "pipeline_runs") or "pipeline_runs",
+            output_dir=run_root("pipeline", e),
             resume=e.str("PIPELINE_RESUME", None),
             phases=phases,
             model=model,
-            sft_output_dir=e.str("SFT_OUTPUT_DIR", "sft_runs") or "sft_runs",
-            grpo_output_dir=e.str("GRPO_OUTPUT_DIR", "grpo_runs") or "grpo_runs",
-            eval_output_dir=e.str("EVAL_OUTPUT_DIR", "eval_runs") or "eval_runs",
+            sft_output_dir=run_root("sft", e),
+            grpo_output_dir=run_root("grpo", e),
+            eval_output_dir=run_root("eval", e),
             eval_n=e.int("PIPELINE_EVAL_N", 4, minimum=1),
             eval_temperature=None
             if temperature is None
@@ -433,7 +431,9 @@ def _read_json(path: Path) -> dict[str, Any]:
 def open_pipeline(cfg: PipelineConfig, env: Mapping[str, str]) -> tuple[PipelineConfig, PipelineState]:
     """A new pipeline's state, or the resumed one's (whose recorded settings then win)."""
     if not cfg.resume:
-        return cfg, PipelineState.create(cfg, resolved_settings(env))
+        settings = resolved_settings(env)  # validates every phase's settings before anything runs
+        cfg = PipelineConfig.from_env(env, model=settings["sft"]["model"])
+        return cfg, PipelineState.create(cfg, settings)
     state = PipelineState.load(Path(cfg.output_dir), cfg.resume)
     if state.data.get("status") == "running" and _alive(state.data.get("pid")):
         raise PipelineError(f"{state.dir} is running (pid {state.data['pid']}); `make stop` first")

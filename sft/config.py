@@ -8,15 +8,13 @@ message naming the variable before any model is loaded.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from rlvr.config import LoraSettings, bf16_from_env, lora_from_env, report_to_from_env
 from rlvr.envconf import ConfigError, Env
-from rlvr.models import BUNDLED, GPU_DEFAULT
+from rlvr.settings import base_model, default_run_name, run_root
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,7 @@ class SFTTrainConfig:
             cuda = torch.cuda.is_available()
         profile = e.choice("SFT_PROFILE", "cuda" if cuda else "cpu", ("cpu", "cuda"))
         gpu = profile == "cuda"
-        model = e.str("BASE_MODEL_ID", GPU_DEFAULT if gpu else BUNDLED) or BUNDLED
+        model = base_model(e, gpu)
         max_steps = e.int("SFT_MAX_STEPS", -1)
         if max_steps == 0 or max_steps < -1:
             raise ConfigError(
@@ -75,15 +73,13 @@ class SFTTrainConfig:
         bf16 = bf16_from_env(e, "SFT", gpu, cpu_bf16)
         lora = lora_from_env(e, "SFT", gpu)
         eval_dataset = e.str("SFT_EVAL_DATASET", "bundled")
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        model_tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", model.rstrip("/").split("/")[-1])[:40]
         return SFTTrainConfig(
             profile=profile,
             model=model,
             dataset=e.str("SFT_DATASET", "bundled") or "bundled",
             eval_dataset=None if eval_dataset in (None, "none") else eval_dataset,
-            output_dir=e.str("SFT_OUTPUT_DIR", "sft_runs") or "sft_runs",
-            run_name=e.str("SFT_RUN_NAME", f"{stamp}-{model_tag}") or "",
+            output_dir=run_root("sft", e),
+            run_name=e.str("SFT_RUN_NAME", None) or default_run_name(model),
             resume=e.str("SFT_RESUME", None),
             max_steps=max_steps,
             epochs=epochs,

@@ -100,3 +100,29 @@ def test_stop_with_nothing_running(tmp_path):
     env = {**os.environ, "GRPO_OUTPUT_DIR": str(tmp_path / "g"), "SFT_OUTPUT_DIR": str(tmp_path / "s")}
     proc = launch(env, "stop", timeout=60)
     assert (proc.returncode, proc.stdout.strip()) == (0, "nothing to stop")
+
+
+def test_make_and_the_module_name_runs_the_same_way(tmp_path):
+    """`make rlvr-train` (the launcher) and `python -m rlvr.train` name a new run alike:
+    <YYYYmmdd-HHMMSS>-<model tag>, from the model the profile resolves (here: bundled on cpu)."""
+    import re
+
+    from rlvr.config import GRPOTrainConfig
+
+    env = dict(os.environ, PYTHONPATH=str(REPO), GRPO_OUTPUT_DIR=str(tmp_path / "runs"), GRPO_PROFILE="cpu",
+               GRPO_MAX_STEPS="-5", FOREGROUND="1")  # fmt: skip
+    env.pop("BASE_MODEL_ID", None)
+    env.pop("GRPO_RUN_NAME", None)
+    proc = launch(env, "start", "grpo")
+    assert proc.returncode == 2 and "GRPO_MAX_STEPS='-5'" in proc.stdout + proc.stderr
+    made = [p.name for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    pattern = r"\d{8}-\d{6}-bundled"
+    assert len(made) == 1 and re.fullmatch(pattern, made[0]), made
+    assert re.fullmatch(pattern, GRPOTrainConfig.from_env({"GRPO_PROFILE": "cpu"}).run_name)
+
+
+def test_resuming_a_run_that_does_not_exist_names_the_variable(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO), GRPO_OUTPUT_DIR=str(tmp_path / "runs"), GRPO_RESUME="nope")
+    proc = launch(env, "start", "grpo")
+    assert proc.returncode == 2
+    assert "GRPO_RESUME='nope': no such run directory" in proc.stderr
