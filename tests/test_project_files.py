@@ -12,8 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CODE_DIRS = ("rlvr", "sft", "eval", "dashboard", "scripts")
+# a typed read through rlvr.envconf.Env (`e.int("X", ...)`, `Env(os.environ).bool("X", ...)`), or a raw one
 ENV_READ = re.compile(
-    r"""(?:\b(?:e|env|self\.env)\.(?:str|int|float|bool|choice|list|raw)\(\s*|environ(?:\.get)?\(\s*|environ\[\s*|num\(\s*|getenv\(\s*)"([A-Z][A-Z0-9_]+)\""""
+    r"""(?:(?:\b(?:e|env|self\.env)|\))\.(?:str|int|float|bool|choice|list|raw)\(\s*|environ(?:\.get)?\(\s*|environ\[\s*|getenv\(\s*)"([A-Z][A-Z0-9_]+)\""""
 )
 
 
@@ -23,6 +24,78 @@ def env_vars_read_by_code() -> set[str]:
         for path in (REPO / d).rglob("*.py"):
             found |= set(ENV_READ.findall(path.read_text()))
     return found
+
+
+def test_the_pattern_sees_every_kind_of_read():
+    # the variables an earlier pattern missed: a choice, two booleans and a read on Env(os.environ)
+    for var in ("VERIFIER_SANDBOX", "VERIFIER_NATIVE", "VERIFIER_COMPILE_SERVER", "LLAMA_CPP_NATIVE"):
+        assert var in env_vars_read_by_code(), var
+
+
+def recorded_defaults(monkeypatch) -> dict[str, object]:
+    """VAR -> the default the code passes when it reads VAR, recorded by running every config parser
+    on an empty environment (cpu profile)."""
+    from rlvr import settings
+    from rlvr.config import GRPOTrainConfig
+    from rlvr.envconf import Env
+    from rlvr.pipeline import PipelineConfig
+    from rlvr.verifier import VerifierConfig
+    from sft.config import SFTTrainConfig
+
+    seen: dict[str, object] = {}
+    for method in ("str", "int", "float", "bool", "choice", "list"):
+        original = getattr(Env, method)
+
+        def recording(self, name, default, *args, _original=original, **kwargs):
+            seen.setdefault(name, default)
+            return _original(self, name, default, *args, **kwargs)
+
+        monkeypatch.setattr(Env, method, recording)
+    GRPOTrainConfig.from_env({}, cuda=False, cpu_bf16=False)
+    SFTTrainConfig.from_env({}, cuda=False, cpu_bf16=False)
+    VerifierConfig.from_env({})
+    PipelineConfig.from_env({})
+    from eval.config import EvalConfig
+
+    EvalConfig.from_sources({})
+    settings.dashboard_address({})
+    settings.tensorboard_port({})
+    return seen
+
+
+def documented_value(line_value: str) -> str | None:
+    """The value of a `# export VAR=value` line; None when it is a placeholder or left empty."""
+    v = line_value.strip()
+    return None if not v or v.startswith("<") or v.startswith("~") else v
+
+
+def same(documented: str, default: object) -> bool:
+    if isinstance(default, bool):
+        return documented in (("1", "true") if default else ("0", "false"))
+    if isinstance(default, int | float):
+        return float(documented) == float(default)
+    if isinstance(default, list | tuple):
+        return documented.split(",") == [str(x) for x in default]
+    return documented == str(default)
+
+
+def test_envrc_defaults_are_the_codes(monkeypatch):
+    envrc = (REPO / ".envrc").read_text()
+    documented = {
+        var: documented_value(value)
+        for var, value in re.findall(r"^#?\s*export ([A-Z][A-Z0-9_]+)=(\S*)", envrc, re.M)
+    }
+    defaults = recorded_defaults(monkeypatch)
+    assert len(defaults) > 60  # the parsers really ran through the recorder
+    checked, wrong = 0, []
+    for var, default in defaults.items():
+        doc = documented.get(var)
+        if doc is None or default is None:
+            continue  # a placeholder (<time>-<model>), or unset by default
+        checked += 1
+        if not same(doc, default):
+            wrong.append(f"{var}: .envrc says {doc!r}, the code's default is {default!r}")
+    assert wrong == [] and checked > 50
 
 
 def test_envrc_documents_every_variable_the_code_reads():
