@@ -127,9 +127,8 @@ class SignalGuardCallback(TrainerCallback):
 
 
 class TimingMixin:
-    """Adds timing/generation_s and timing/reward_s to the trainer's logged metrics."""
-
-    reward_context = None
+    """Adds timing/generation_s and timing/reward_s (all reward functions of a batch, the verifier
+    included) to the trainer's logged metrics."""
 
     def _generate(self, prompts):
         start = time.monotonic()
@@ -138,10 +137,9 @@ class TimingMixin:
         finally:
             self._metrics["train"]["timing/generation_s"].append(time.monotonic() - start)
 
-    def _generate_and_score_completions(self, inputs):
-        ctx = self.reward_context
-        before = ctx.reward_seconds if ctx else 0.0
-        out = super()._generate_and_score_completions(inputs)
-        if ctx is not None:
-            self._metrics["train"]["timing/reward_s"].append(ctx.reward_seconds - before)
-        return out
+    def _calculate_rewards(self, *args, **kwargs):
+        start = time.monotonic()
+        try:
+            return super()._calculate_rewards(*args, **kwargs)
+        finally:
+            self._metrics["train"]["timing/reward_s"].append(time.monotonic() - start)

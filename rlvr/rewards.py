@@ -12,27 +12,25 @@ Registry (doc/reward.md):
 Each function takes TRL's arguments (prompts, completions, completion_ids, problem_id column,
 trainer_state, log_extra, log_metric) and returns one float per completion, or None for an
 infrastructure failure (TRL masks it). The verifier runs once per completion per batch whatever the
-number of reward functions. The first function called on a batch also writes batch_metrics.jsonl and
-completions.jsonl; each writes rewards/<its name>.jsonl.
+number of reward functions. The run files they feed are rlvr.reward_log's.
 """
 
 from __future__ import annotations
 
 import re
-import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .problems import Problem
-from .runlog import RunDir, now_iso
-from .verifier import STAGES, Outcome, Verifier, error_class
+from .reward_log import RewardLog
+from .runlog import RunDir
+from .verifier import Outcome, Verifier
 from .verifier.extract import extract_code
 from .verifier.scoring import COMPILE_MAX, TYPE_CHECK_MAX
 from .verifier.style import STYLE_MAX
 
 COMPILED_STAGES = ("pass", "test_failure", "timeout")
-HISTOGRAM_EDGES = [round(i / 10, 1) for i in range(11)]
 
 
 @dataclass(frozen=True)
@@ -52,14 +50,9 @@ def completion_text(completion) -> str:
     return str(completion)
 
 
-def prompt_text(prompt) -> str:
-    if isinstance(prompt, list):
-        return "\n".join(f"{m.get('role')}: {m.get('content')}" for m in prompt if isinstance(m, dict))
-    return str(prompt)
-
-
 class RewardContext:
-    """Shared state of the reward functions of one training run."""
+    """What the reward functions of one training run share: the verifier and its cache of outcomes,
+    the problems, the settings, and where their run files go (rlvr.reward_log)."""
 
     def __init__(
         self,
@@ -70,11 +63,9 @@ class RewardContext:
     ):
         self.verifier = verifier
         self.problems = {p.id: p for p in problems}
-        self.run = run
         self.settings = settings or RewardSettings()
+        self.log = RewardLog(run)
         self._cache: OrderedDict[tuple[str, str], Outcome] = OrderedDict()
-        self._logged_batches: OrderedDict[int, None] = OrderedDict()
-        self.reward_seconds = 0.0  # verifier time since the trainer last read it
 
     def outcomes(self, problem_ids: Sequence[str], texts: Sequence[str]) -> list[Outcome]:
         """Verifier outcomes for a batch; pairs already scored in this run are not scored again."""
@@ -85,121 +76,14 @@ class RewardContext:
                 raise KeyError(
                     f"reward: unknown problem id(s) {unknown[:3]} (the dataset and the problems disagree)"
                 )
-            start = time.monotonic()
             fresh = self.verifier.score_batch(
                 [(self.problems[pid], t) for pid, t in missing], ids=[pid for pid, _ in missing]
             )
-            self.reward_seconds += time.monotonic() - start
             for key, o in zip(missing, fresh):
                 self._cache[key] = o
             while len(self._cache) > 20000:
                 self._cache.popitem(last=False)
         return [self._cache[(pid, t)] for pid, t in zip(problem_ids, texts)]
-
-    def log_batch(
-        self, batch_key: int, step: int, prompts, problem_ids, texts, outcomes: list[Outcome]
-    ) -> None:
-        """batch_metrics.jsonl and completions.jsonl for a generation batch (once per batch)."""
-        if self.run is None or batch_key in self._logged_batches:
-            return
-        self._logged_batches[batch_key] = None
-        while len(self._logged_batches) > 64:
-            self._logged_batches.popitem(last=False)
-        records = _gather(
-            [
-                {"problem_id": pid, "prompt": prompt_text(p), "completion": t, "outcome": o.to_dict()}
-                for p, pid, t, o in zip(prompts, problem_ids, texts, outcomes)
-            ]
-        )
-        if not self.run.main or not records:
-            return
-        self.run.write("batch_metrics.jsonl", batch_metrics(step, records))
-        seen: Counter[str] = Counter()
-        lines = []
-        for r in records:
-            o = r["outcome"]
-            lines.append(
-                {
-                    "step": step,
-                    "problem_id": r["problem_id"],
-                    "group_index": seen[r["problem_id"]],
-                    "prompt": r["prompt"],
-                    "completion": r["completion"],
-                    "reward": o["total_reward"],
-                    "stage": o["stage"],
-                    "error": o["error"],
-                    "tests_passed": o["tests_passed"],
-                    "tests_total": o["tests_total"],
-                }
-            )
-            seen[r["problem_id"]] += 1
-        self.run.write("completions.jsonl", *lines)
-
-    def log_rewards(
-        self, name: str, step: int, problem_ids, outcomes: list[Outcome], values: list[float | None]
-    ) -> None:
-        if self.run is None:
-            return
-        records = _gather(
-            [
-                {**o.to_dict(), "step": step, "problem_id": pid, "reward_name": name, "reward": v}
-                for pid, o, v in zip(problem_ids, outcomes, values)
-            ]
-        )
-        if self.run.main:
-            self.run.write(f"rewards/{name}.jsonl", *records)
-
-
-def _gather(records: list[dict]) -> list[dict]:
-    """All processes' records on rank 0 (identity when not distributed)."""
-    try:
-        from accelerate import PartialState
-
-        state = PartialState()
-        if state.num_processes > 1:
-            from accelerate.utils import gather_object
-
-            return list(gather_object(records))
-    except (ImportError, ValueError, RuntimeError):
-        pass
-    return records
-
-
-def batch_metrics(step: int, records: list[dict]) -> dict:
-    """pass@1, pass@k (k = group size), stage counts, reward histogram and error classes of a batch."""
-    groups: dict[str, list[dict]] = {}
-    for r in records:
-        groups.setdefault(r["problem_id"], []).append(r["outcome"])
-    k = max(len(g) for g in groups.values())
-    pass1 = sum(sum(o["stage"] == "pass" for o in g) / len(g) for g in groups.values()) / len(groups)
-    passk = sum(any(o["stage"] == "pass" for o in g) for g in groups.values()) / len(groups)
-    outcomes = [r["outcome"] for r in records]
-    rewards = [o["total_reward"] for o in outcomes if o["total_reward"] is not None]
-    counts = [0] * 10
-    for v in rewards:
-        counts[min(9, int(v * 10))] += 1
-    mean = sum(rewards) / len(rewards) if rewards else None
-    std = (sum((v - mean) ** 2 for v in rewards) / len(rewards)) ** 0.5 if rewards else None
-    stages = Counter(o["stage"] for o in outcomes)
-    return {
-        "step": step,
-        "time": time.time(),
-        "n_completions": len(outcomes),
-        "n_problems": len(groups),
-        "k": k,
-        "pass@1": pass1,
-        "pass@k": passk,
-        "reward_mean": mean,
-        "reward_std": std,
-        "stage_counts": {s: stages.get(s, 0) for s in STAGES},
-        "partial_tests": sum(1 for o in outcomes if 0 < o["tests_passed"] < o["tests_total"]),
-        "reward_histogram": {"edges": HISTOGRAM_EDGES, "counts": counts},
-        "infra_errors": stages.get("infra_error", 0),
-        "error_classes": dict(
-            Counter(c for o in outcomes if (c := error_class(o["error"])) and o["stage"] != "pass")
-        ),
-        "logged_at": now_iso(),
-    }
 
 
 # -- the reward functions ------------------------------------------------------------------------
@@ -267,8 +151,11 @@ SCORERS: dict[str, Callable[[Outcome, str, RewardSettings], float | None]] = {
 }
 
 
-def make_reward_function(name: str, ctx: RewardContext) -> Callable[..., list[float | None]]:
-    """A TRL reward function named `name` (TRL logs it as rewards/<name>/mean)."""
+def make_reward_function(
+    name: str, ctx: RewardContext, logs_metrics: bool = True
+) -> Callable[..., list[float | None]]:
+    """A TRL reward function named `name` (TRL logs it as rewards/<name>/mean). The one with
+    `logs_metrics` (the first of a run's rewards) also logs the stage column and verifier/* metrics."""
     if name not in SCORERS:
         raise ValueError(f"unknown reward {name!r}; available: {', '.join(SCORERS)}")
     scorer = SCORERS[name]
@@ -290,11 +177,11 @@ def make_reward_function(name: str, ctx: RewardContext) -> Callable[..., list[fl
         values = [scorer(o, t, ctx.settings) for o, t in zip(outcomes, texts)]
         # The optimizer step these completions train (metrics.jsonl logs that step after the update).
         step = int(getattr(trainer_state, "global_step", 0) or 0) + 1
-        ctx.log_batch(id(completions), step, prompts, problem_id, texts, outcomes)
-        ctx.log_rewards(name, step, problem_id, outcomes, values)
-        if log_extra is not None and name == _first_name(ctx):
+        ctx.log.log_batch(id(completions), step, prompts, problem_id, texts, outcomes)
+        ctx.log.log_rewards(name, step, problem_id, outcomes, values)
+        if log_extra is not None and logs_metrics:
             log_extra("stage", [o.stage for o in outcomes])
-        if log_metric is not None and name == _first_name(ctx):
+        if log_metric is not None and logs_metrics:
             n = len(outcomes)
             log_metric("verifier/pass_rate", sum(o.stage == "pass" for o in outcomes) / n)
             log_metric("verifier/compile_rate", sum(o.stage in COMPILED_STAGES for o in outcomes) / n)
@@ -306,10 +193,6 @@ def make_reward_function(name: str, ctx: RewardContext) -> Callable[..., list[fl
     return reward
 
 
-def _first_name(ctx: RewardContext) -> str:
-    return getattr(ctx, "first_reward", "ocaml")
-
-
 def build_reward_functions(specs: Sequence[str], ctx: RewardContext) -> tuple[list[Callable], list[float]]:
     """Parse `name[:weight]` specs (GRPO_REWARDS) into TRL reward functions and their weights."""
     funcs, weights = [], []
@@ -319,9 +202,8 @@ def build_reward_functions(specs: Sequence[str], ctx: RewardContext) -> tuple[li
             weight = float(w) if w else 1.0
         except ValueError:
             raise ValueError(f"GRPO_REWARDS entry {spec!r}: the weight after ':' must be a number") from None
-        funcs.append(make_reward_function(name.strip(), ctx))
+        funcs.append(make_reward_function(name.strip(), ctx, logs_metrics=not funcs))
         weights.append(weight)
     if not funcs:
         raise ValueError("GRPO_REWARDS is empty: name at least one reward (e.g. ocaml)")
-    ctx.first_reward = funcs[0].__name__
     return funcs, weights

@@ -226,7 +226,6 @@ def main(env: dict[str, str] | None = None) -> int:
     callback = RunFilesCallback(run)
     callback.install_signal_handlers()
     trainer_cls = make_trainer_class(cfg.algorithm)
-    trainer_cls.reward_context = ctx
     try:
         trainer = trainer_cls(
             # an SFT/GRPO LoRA adapter directory is merged into its base in memory; a new LoRA trains on top

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from rlvr.rewards import SCORERS, RewardContext, RewardSettings, batch_metrics, build_reward_functions
+from rlvr.reward_log import batch_metrics
+from rlvr.rewards import SCORERS, RewardContext, RewardSettings, build_reward_functions
 from rlvr.verifier import Verifier, VerifierConfig
 
 SIG = "let sum_list (xs : int list) : int ="
@@ -104,3 +105,38 @@ def test_batch_metrics_of_constructed_groups_are_exact():
                                  "syntax_error": 2, "timeout": 0, "empty": 0, "infra_error": 0}  # fmt: skip
     assert m["reward_histogram"]["counts"] == [2, 0, 0, 0, 0, 1, 0, 0, 0, 1]
     assert (m["partial_tests"], m["infra_errors"]) == (1, 0)
+
+
+def test_only_the_first_reward_logs_the_verifier_metrics(verifier, sum_problem):
+    funcs, _ = build_reward_functions(["weighted", "ocaml"], RewardContext(verifier, [sum_problem]))
+    logged: dict[str, list] = {"weighted": [], "ocaml": []}
+    for f in funcs:
+        f(
+            [None, None], [COMPLETIONS["pass"], COMPLETIONS["syntax_error"]], problem_id=["sum_list"] * 2,
+            log_metric=lambda name, value, f=f: logged[f.__name__].append((name, value)),
+        )  # fmt: skip
+    assert logged["weighted"] == [
+        ("verifier/pass_rate", 0.5), ("verifier/compile_rate", 0.5), ("verifier/infra_errors", 0.0)
+    ]  # fmt: skip
+    assert logged["ocaml"] == []
+
+
+def test_the_reward_files_are_written_for_a_run(verifier, sum_problem, tmp_path):
+    import json
+
+    from rlvr.runlog import RunDir
+
+    run = RunDir(tmp_path, "r")
+    funcs, _ = build_reward_functions(["ocaml"], RewardContext(verifier, [sum_problem], run))
+    completions = [COMPLETIONS["pass"], COMPLETIONS["partial"]]
+    funcs[0]([None, None], completions, problem_id=["sum_list"] * 2)
+    run.close()
+    batch = json.loads((run.path / "batch_metrics.jsonl").read_text())
+    assert (batch["step"], batch["n_completions"], batch["pass@1"]) == (1, 2, 0.5)
+    rows = [json.loads(x) for x in (run.path / "completions.jsonl").read_text().splitlines()]
+    assert [(r["group_index"], r["reward"], r["stage"]) for r in rows] == [
+        (0, 1.0, "pass"),
+        (1, 0.74, "test_failure"),
+    ]
+    rewards = [json.loads(x) for x in (run.path / "rewards" / "ocaml.jsonl").read_text().splitlines()]
+    assert [r["reward"] for r in rewards] == [1.0, 0.74]
