@@ -55,7 +55,7 @@ def finished_run(tiny_model, tmp_path_factory):
 
 def test_launch_prints_where_to_look(finished_run):
     run, started = finished_run
-    assert "sft training started in the background" in started.stdout
+    assert "sft started in the background" in started.stdout
     assert f"run directory: {run}" in started.stdout
     assert f"tail -f {run / 'sft_training.log'}" in started.stdout
     assert "make stop" in started.stdout
@@ -100,7 +100,7 @@ def test_stop_saves_a_checkpoint_and_an_explicit_resume_continues(tiny_model, sf
         runs / "run" / "sft_training.log"
     ).read_text()[-3000:]
     stopped = launch(env, "stop")
-    assert stopped.returncode == 0 and "stopping training pid" in stopped.stdout
+    assert stopped.returncode == 0 and "stopping sft pid" in stopped.stdout
     info = json.loads((runs / "run" / "run.json").read_text())
     assert info["status"] == "stopped"
     checkpoint = info["last_checkpoint_step"]
