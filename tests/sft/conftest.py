@@ -48,6 +48,9 @@ def sft_env(model: Path, problems: Path, out: Path, **extra: str) -> dict[str, s
         SFT_DATASET=str(problems),
         SFT_EVAL_DATASET=str(problems),
         SFT_OUTPUT_DIR=str(out),
+        # `launch stop` stops every kind it finds: keep it away from a real GRPO run or pipeline in the repo
+        GRPO_OUTPUT_DIR=str(out / "_grpo_runs"),
+        PIPELINE_OUTPUT_DIR=str(out / "_pipeline_runs"),
         SFT_RUN_NAME="run",
         SFT_MAX_STEPS="2",
         SFT_BATCH_SIZE="1",

@@ -97,7 +97,8 @@ def test_torn_last_line_is_cut_before_appending(tmp_path):
 
 
 def test_stop_with_nothing_running(tmp_path):
-    env = {**os.environ, "GRPO_OUTPUT_DIR": str(tmp_path / "g"), "SFT_OUTPUT_DIR": str(tmp_path / "s")}
+    env = {**os.environ, "GRPO_OUTPUT_DIR": str(tmp_path / "g"), "SFT_OUTPUT_DIR": str(tmp_path / "s"),
+           "PIPELINE_OUTPUT_DIR": str(tmp_path / "p")}  # fmt: skip
     proc = launch(env, "stop", timeout=60)
     assert (proc.returncode, proc.stdout.strip()) == (0, "nothing to stop")
 
