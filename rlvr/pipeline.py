@@ -448,15 +448,10 @@ def open_pipeline(cfg: PipelineConfig, env: Mapping[str, str]) -> tuple[Pipeline
 
 
 def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Another live process with this pid (the launcher's test, which also counts a zombie as gone)."""
+    from .launch import _alive as process_alive
+
+    return isinstance(pid, int) and pid != os.getpid() and process_alive(pid)
 
 
 def main(env: dict[str, str] | None = None) -> int:
