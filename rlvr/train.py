@@ -7,37 +7,22 @@ the verifier the reward; this file wires them together.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sys
-import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import TRACKIO_PROJECT, GRPOTrainConfig, weights_dtype
+from .config import GRPOTrainConfig, weights_dtype
 from .data import DataError, load_problems
-from .envconf import ConfigError
 from .export.merge import model_for_training, note_parent_adapter
-from .models import ModelLoadError, check_loadable, is_adapter_dir, load_tokenizer, resolve_model
+from .models import is_adapter_dir
 from .prompts import build_messages, pick_few_shot, prompt_token_count
 from .rewards import RewardContext, build_reward_functions
-from .runlog import RunDir, RunDirError, git_commit, now_iso
+from .runlog import RunDir
+from .training import TrainingJob, peft_config, run_training, shared_trainer_args
 
 if TYPE_CHECKING:
-    from sft.config import SFTTrainConfig
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": sys.version.split()[0]}
-    for pkg in ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "vllm"):
-        with contextlib.suppress(md.PackageNotFoundError):
-            out[pkg] = md.version(pkg)
-    return out
+    from .callbacks import RunFilesCallback
 
 
 def build_dataset(cfg: GRPOTrainConfig, tokenizer):
@@ -65,37 +50,6 @@ def build_dataset(cfg: GRPOTrainConfig, tokenizer):
     if not rows:
         raise DataError("every prompt is longer than GRPO_MAX_PROMPT_LENGTH")
     return Dataset.from_list(rows), problems, too_long
-
-
-def checkpointing_arg() -> str:
-    """transformers 5 renamed `gradient_checkpointing` to `activation_checkpointing` (the old name warns)."""
-    from transformers import TrainingArguments
-
-    fields = TrainingArguments.__dataclass_fields__
-    return "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
-
-
-def shared_trainer_args(cfg: GRPOTrainConfig | SFTTrainConfig, run: RunDir) -> dict[str, Any]:
-    """The TrainingArguments that GRPO and SFT set alike, from the fields both configs have."""
-    return dict(
-        output_dir=str(run.checkpoints),
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
-        logging_steps=cfg.logging_steps,
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        seed=cfg.seed,
-        bf16=cfg.bf16,
-        use_cpu=cfg.profile == "cpu",
-        **{checkpointing_arg(): cfg.gradient_checkpointing},
-        report_to=list(cfg.report_to) or "none",
-        run_name=cfg.run_name,
-        project=TRACKIO_PROJECT,
-        model_init_kwargs={"dtype": weights_dtype(cfg.profile, cfg.bf16)},
-        disable_tqdm=True,
-    )
 
 
 def trainer_args(cfg: GRPOTrainConfig, run: RunDir):
@@ -126,21 +80,6 @@ def trainer_args(cfg: GRPOTrainConfig, run: RunDir):
     if cfg.algorithm == "rloo":
         return RLOOConfig(**common)
     return GRPOConfig(**common, loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards)
-
-
-def peft_config(cfg: GRPOTrainConfig):
-    if not cfg.lora.enabled:
-        return None
-    from peft import LoraConfig
-
-    targets = cfg.lora.target_modules
-    return LoraConfig(
-        r=cfg.lora.r,
-        lora_alpha=cfg.lora.alpha,
-        lora_dropout=cfg.lora.dropout,
-        target_modules="all-linear" if targets == ("all-linear",) else list(targets),
-        task_type="CAUSAL_LM",
-    )
 
 
 def make_trainer_class(algorithm: str):
@@ -174,89 +113,61 @@ def is_fine_tuned(model_path: str) -> bool:
     return False
 
 
-def main(env: dict[str, str] | None = None) -> int:
-    env = dict(os.environ if env is None else env)
-    try:
-        cfg = GRPOTrainConfig.from_env(env)
-    except ConfigError as e:
-        print(f"configuration error: {e}", file=sys.stderr)
-        return 2
-    try:
-        run = RunDir.open(Path(cfg.output_dir), cfg.run_name, cfg.resume)
-    except RunDirError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print("resolved configuration:\n" + json.dumps(cfg.to_dict(), indent=2, default=str), flush=True)
-    try:
-        model_path = resolve_model(cfg.model)
-        check_loadable(model_path)
-        tokenizer = load_tokenizer(model_path)
-        dataset, problems, dropped = build_dataset(cfg, tokenizer)
+class GRPOJob(TrainingJob):
+    """GRPO (or RLOO): the train split as prompts, the verifier as the reward."""
+
+    kind = "grpo"
+
+    def __init__(self) -> None:
+        self.verifier = None
+
+    def load_config(self, env: dict[str, str]) -> GRPOTrainConfig:
+        return GRPOTrainConfig.from_env(env)
+
+    def prepare(self, cfg: GRPOTrainConfig, model_path: str, tokenizer) -> dict[str, Any]:
+        self.dataset, self.problems, dropped = build_dataset(cfg, tokenizer)
         if not is_fine_tuned(model_path):
             print(SFT_HINT.format(model=cfg.model), flush=True)
-    except (ModelLoadError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        from .verifier import Verifier
 
-    from .verifier import Verifier
+        self.verifier = Verifier(cfg.verifier)
+        return {"train_problems": len(self.problems), "prompts_dropped_too_long": dropped}
 
-    verifier = Verifier(cfg.verifier)
-    if cfg.resume:
-        resume_from = run.mark_resumed()
-    else:
-        resume_from = None
-        run.start_info(
-            config={**cfg.to_dict(), "model_path": model_path},
-            model=cfg.model,
-            dataset=cfg.dataset,
-            train_problems=len(problems),
-            prompts_dropped_too_long=dropped,
-            versions=versions(),
-            git_commit=git_commit(REPO),
-        )
-    run.point_latest()
-    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.path / "tb")
+    def files_callback(self, run: RunDir) -> RunFilesCallback:
+        from .callbacks import RunFilesCallback  # imports transformers: not before the settings are read
 
-    from .callbacks import RunFilesCallback, SignalGuardCallback
+        return RunFilesCallback(run)
 
-    ctx = RewardContext(verifier, problems, run, cfg.reward_settings)
-    funcs, weights = build_reward_functions(cfg.rewards, ctx)
-    args = trainer_args(cfg, run)
-    args.reward_weights = weights
-    callback = RunFilesCallback(run)
-    callback.install_signal_handlers()
-    trainer_cls = make_trainer_class(cfg.algorithm)
-    try:
-        trainer = trainer_cls(
+    def build_trainer(self, cfg: GRPOTrainConfig, run: RunDir, model_path: str, tokenizer, files):
+        from .callbacks import SignalGuardCallback
+
+        ctx = RewardContext(self.verifier, self.problems, run, cfg.reward_settings)
+        funcs, weights = build_reward_functions(cfg.rewards, ctx)
+        args = trainer_args(cfg, run)
+        args.reward_weights = weights
+        trainer = make_trainer_class(cfg.algorithm)(
             # an SFT/GRPO LoRA adapter directory is merged into its base in memory; a new LoRA trains on top
             model=model_for_training(model_path, weights_dtype(cfg.profile, cfg.bf16)),
             reward_funcs=funcs,
             args=args,
-            train_dataset=dataset,
+            train_dataset=self.dataset,
             processing_class=tokenizer,
             peft_config=peft_config(cfg),
-            callbacks=[callback, SignalGuardCallback(run)],
+            callbacks=[files, SignalGuardCallback(run)],
         )
         note_parent_adapter(trainer.model, model_path)  # saved adapters record the chain
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        final = run.path / "final"
-        trainer.save_model(str(final))
-        status = "stopped" if callback.stop_requested else "finished"
-        run.update_info(
-            status=status,
-            finished_at=now_iso(),
-            final_model=str(final),
-            infra_failures=verifier.infra_failures,
-        )
-        print(f"{status}: model saved to {final}", flush=True)
-        return 0
-    except BaseException as e:
-        run.update_info(status="failed", finished_at=now_iso(), error=f"{type(e).__name__}: {e}")
-        traceback.print_exc()
-        return 1
-    finally:
-        verifier.close()
-        run.close()
+        return trainer
+
+    def after_training(self, cfg: GRPOTrainConfig, trainer, stopped: bool) -> dict[str, Any]:
+        return {"infra_failures": self.verifier.infra_failures}
+
+    def close(self) -> None:
+        if self.verifier is not None:
+            self.verifier.close()
+
+
+def main(env: dict[str, str] | None = None) -> int:
+    return run_training(GRPOJob(), env)
 
 
 if __name__ == "__main__":

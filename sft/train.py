@@ -1,6 +1,6 @@
 """Supervised fine-tuning on reference solutions: `python -m sft.train` (make sft-train).
 
-The SFT equivalent of rlvr/train.py, and shaped like it: settings from the environment (sft.config,
+The SFT equivalent of rlvr/train.py, on the same skeleton (rlvr.training.run_training): settings from the environment (sft.config,
 documented in .envrc), the run directory `sft_runs/<run>/` (run.json with kind "sft", metrics.jsonl,
 checkpoints/, tb/, final/ adapter), explicit resume with SFT_RESUME, a checkpoint and a clean stop on
 SIGTERM (`make stop`). TRL's SFTTrainer does the training (LoRA through PEFT, loss on the completion
@@ -9,26 +9,19 @@ tokens only); sft.data builds the rows with the same prompt builder GRPO and eva
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
-import traceback
 from pathlib import Path
+from typing import Any
 
 from rlvr.callbacks import RunFilesCallback
 from rlvr.config import weights_dtype
-from rlvr.data import DataError
-from rlvr.envconf import ConfigError
 from rlvr.export.merge import model_for_training, note_parent_adapter
-from rlvr.models import ModelLoadError, check_loadable, load_tokenizer, resolve_model
-from rlvr.runlog import RunDir, RunDirError, git_commit, now_iso
-from rlvr.train import peft_config, shared_trainer_args, versions
+from rlvr.runlog import RunDir
+from rlvr.training import TrainingJob, peft_config, run_training, shared_trainer_args
 
 from .config import SFTTrainConfig
 from .data import SFTData, build_split, eval_prompts
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 class SFTRunFilesCallback(RunFilesCallback):
@@ -113,72 +106,50 @@ def build_trainer(
     return trainer
 
 
-def main(env: dict[str, str] | None = None) -> int:
-    env = dict(os.environ if env is None else env)
-    try:
-        cfg = SFTTrainConfig.from_env(env)
-    except ConfigError as e:
-        print(f"configuration error: {e}", file=sys.stderr)
-        return 2
-    try:
-        run = RunDir.open(Path(cfg.output_dir), cfg.run_name, cfg.resume, kind="sft")
-    except RunDirError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print("resolved configuration:\n" + json.dumps(cfg.to_dict(), indent=2, default=str), flush=True)
-    try:
-        model_path = resolve_model(cfg.model)
-        check_loadable(model_path)
-        tokenizer = load_tokenizer(model_path)
-        train, evaluation = build_datasets(cfg, tokenizer)
-    except (ModelLoadError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+class SFTJob(TrainingJob):
+    """SFT: the train split's reference solutions as completions, the eval split's as held-out loss."""
 
-    if cfg.resume:
-        resume_from = run.mark_resumed()
-    else:
-        resume_from = None
-        run.start_info(
-            config={**cfg.to_dict(), "model_path": model_path},
-            model=cfg.model,
-            dataset=cfg.dataset,
-            eval_dataset=cfg.eval_dataset,
-            train_examples=len(train.rows),
-            eval_examples=len(evaluation.rows) if evaluation else 0,
-            dropped={
+    kind = "sft"
+
+    def load_config(self, env: dict[str, str]) -> SFTTrainConfig:
+        return SFTTrainConfig.from_env(env)
+
+    def prepare(self, cfg: SFTTrainConfig, model_path: str, tokenizer) -> dict[str, Any]:
+        self.train, self.evaluation = train, evaluation = build_datasets(cfg, tokenizer)
+        return {
+            "eval_dataset": cfg.eval_dataset,
+            "train_examples": len(train.rows),
+            "eval_examples": len(evaluation.rows) if evaluation else 0,
+            "dropped": {
                 "unusable": len(train.skipped),
                 "in_eval_set": train.contaminated,
                 "too_long": train.too_long + (evaluation.too_long if evaluation else 0),
             },
-            versions=versions(),
-            git_commit=git_commit(REPO),
-        )
-    run.point_latest()
-    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.path / "tb")
+        }
 
-    callback = SFTRunFilesCallback(run)
-    callback.install_signal_handlers()
-    try:
-        trainer = build_trainer(cfg, run, tokenizer, model_path, train, evaluation, [callback])
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    def files_callback(self, run: RunDir) -> SFTRunFilesCallback:
+        return SFTRunFilesCallback(run)
+
+    def build_trainer(self, cfg: SFTTrainConfig, run: RunDir, model_path: str, tokenizer, files):
+        return build_trainer(cfg, run, tokenizer, model_path, self.train, self.evaluation, [files])
+
+    def after_training(self, cfg: SFTTrainConfig, trainer, stopped: bool) -> dict[str, Any]:
         step = trainer.state.global_step
-        if evaluation is not None and not callback.stop_requested and step % cfg.eval_steps:
+        if self.evaluation is not None and not stopped and step % cfg.eval_steps:
             trainer.evaluate()  # an eval_loss line for the final weights, unless the last step had one
-        final = run.path / "final"
-        trainer.save_model(str(final))
-        status = "stopped" if callback.stop_requested else "finished"
-        run.update_info(status=status, finished_at=now_iso(), final_model=str(final), steps=step)
-        print(f"{status}: {'adapter' if cfg.lora.enabled else 'model'} saved to {final}", flush=True)
-        print(f"next: GRPO from it with BASE_MODEL_ID={final} make rlvr-train, or merge it with "
-              f"make merge-adapter path={final}", flush=True)  # fmt: skip
-        return 0
-    except BaseException as e:
-        run.update_info(status="failed", finished_at=now_iso(), error=f"{type(e).__name__}: {e}")
-        traceback.print_exc()
-        return 1
-    finally:
-        run.close()
+        return {"steps": step}
+
+    def saved_message(self, cfg: SFTTrainConfig, status: str, final: Path) -> str:
+        what = "adapter" if cfg.lora.enabled else "model"
+        return (
+            f"{status}: {what} saved to {final}\n"
+            f"next: GRPO from it with BASE_MODEL_ID={final} make rlvr-train, or merge it with "
+            f"make merge-adapter path={final}"
+        )
+
+
+def main(env: dict[str, str] | None = None) -> int:
+    return run_training(SFTJob(), env)
 
 
 if __name__ == "__main__":
