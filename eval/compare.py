@@ -4,7 +4,9 @@ A and B are run directories (or names under EVAL_OUTPUT_DIR, default eval_runs).
 the problems they have in common (valid and scored in both), with the same code as the runs' own
 summaries (eval.metrics), at every k both can estimate. Prints, and writes compare.json and
 compare.html to DIR (default <eval_runs>/compare_<A>__<B>/):
-- side-by-side rates with deltas: pass@k, mean reward, each funnel level, each final stage;
+- side-by-side rates with deltas: pass@k, mean reward, each funnel level, each final stage; for
+  pass@1, mean reward and the funnel, the 95 % paired bootstrap interval of B - A over the problems
+  (and of B / A for the mean reward);
 - per-problem lists: improved (B passes more of its samples than A, or as many with a mean reward
   higher by at least 0.01) and regressed (the reverse);
 - a stage-transition matrix: A's majority stage of a problem -> B's.
@@ -22,9 +24,10 @@ from typing import Any
 from rlvr.settings import run_root
 from rlvr.verifier import STAGES
 
-from .metrics import is_scored, majority_stage, summarize
+from .metrics import ROW_VALUES, is_scored, majority_stage, per_problem_values, summarize
 from .outputs import LoadedRun, RunNotFound, load_run, write_json
 from .report import render_compare
+from .stats import paired_bootstrap, ratio_interval
 
 REWARD_EPS = 0.01
 
@@ -82,20 +85,37 @@ def compare(a: LoadedRun, b: LoadedRun) -> dict[str, Any]:
     ks = [k for k in sorted(requested) if k <= n_min] or [1]
     ma = summarize(rows_a, a.problem_meta, ks, problem_order=common)
     mb = summarize(rows_b, b.problem_meta, ks, problem_order=common)
+    values_a, values_b = per_problem_values(rows_a), per_problem_values(rows_b)
     rates: list[dict[str, Any]] = []
 
-    def add(metric: str, va: float | None, vb: float | None, kind: str = "rate", better: bool = True) -> None:
-        """`better`: a rise is an improvement (False for final stages other than pass: ambiguous)."""
+    def add(
+        metric: str,
+        va: float | None,
+        vb: float | None,
+        kind: str = "rate",
+        better: bool = True,
+        paired: str | None = None,
+    ) -> None:
+        """`better`: a rise is an improvement (False for final stages other than pass: ambiguous).
+        `paired`: the ROW_VALUES name whose per-problem B - A gets a bootstrap interval."""
         delta = vb - va if va is not None and vb is not None else None
-        rates.append(
-            {"metric": metric, "a": va, "b": vb, "delta": delta, "kind": kind, "higher_is_better": better}
-        )
+        row = {"metric": metric, "a": va, "b": vb, "delta": delta, "kind": kind, "higher_is_better": better}
+        if paired:
+            row["delta_interval"] = paired_bootstrap(
+                [values_a[p][paired] for p in common], [values_b[p][paired] for p in common]
+            ).to_dict()
+        rates.append(row)
 
     for k in ks:
-        add(f"pass@{k}", ma.get(f"pass@{k}"), mb.get(f"pass@{k}"))
-    add("mean reward", ma["mean_reward"], mb["mean_reward"], "value")
+        add(f"pass@{k}", ma.get(f"pass@{k}"), mb.get(f"pass@{k}"), paired="pass@1" if k == 1 else None)
+    add("mean reward", ma["mean_reward"], mb["mean_reward"], "value", paired="mean_reward")
     for fa, fb in zip(ma["funnel"], mb["funnel"]):
-        add(f"funnel: {fa['level']}", fa["rate"], fb["rate"])
+        add(
+            f"funnel: {fa['level']}",
+            fa["rate"],
+            fb["rate"],
+            paired=fa["level"] if fa["level"] in ROW_VALUES else None,
+        )
     for stage in STAGES:
         ca, cb = ma["stages"].get(stage, 0), mb["stages"].get(stage, 0)
         if ca or cb:
@@ -128,6 +148,9 @@ def compare(a: LoadedRun, b: LoadedRun) -> dict[str, Any]:
             improved.append(entry)
         elif fb < fa or (fb == fa and dr <= -REWARD_EPS):
             regressed.append(entry)
+    ratio = ratio_interval(
+        [values_a[p]["mean_reward"] for p in common], [values_b[p]["mean_reward"] for p in common]
+    )
     used = {s for s in transitions} | {t for row in transitions.values() for t in row}
     return {
         "a": _describe(a),
@@ -136,8 +159,10 @@ def compare(a: LoadedRun, b: LoadedRun) -> dict[str, Any]:
         "only_a": [pid for pid in ids_a if pid not in common_set],
         "only_b": [pid for pid in ids_b if pid not in common_set],
         "ks": ks,
+        "samples_per_problem": {"a": pa[common[0]]["n"], "b": pb[common[0]]["n"]},
         "warnings": _settings_warnings(a, b),
         "rates": rates,
+        "reward_ratio": ratio.to_dict() if ratio else None,
         "improved": improved,
         "regressed": regressed,
         "transition_stages": [s for s in STAGES if s in used],
@@ -184,11 +209,25 @@ def format_table(c: dict[str, Any]) -> str:
     lines += [f"warning: {w}" for w in c["warnings"]]
     width = max(len(r["metric"]) for r in c["rates"]) + 2
     lines.append("")
-    lines.append(f"{'metric':<{width}}{'A':>10}{'B':>10}{'B - A':>12}")
+    lines.append(f"{'metric':<{width}}{'A':>10}{'B':>10}{'B - A':>12}   95% interval of B - A")
     for r in c["rates"]:
+        ci = r.get("delta_interval")
+        interval = (
+            f"   [{_cell(ci['low'], r['kind'], True)}, {_cell(ci['high'], r['kind'], True)}]" if ci else ""
+        )
         lines.append(
             f"{r['metric']:<{width}}{_cell(r['a'], r['kind']):>10}{_cell(r['b'], r['kind']):>10}"
-            f"{_cell(r['delta'], r['kind'], True):>12}"
+            f"{_cell(r['delta'], r['kind'], True):>12}{interval}"
+        )
+    spp = c.get("samples_per_problem") or {}
+    lines.append(
+        f"intervals: paired bootstrap over the {c['common_problems']} problems "
+        f"({spp.get('a')} sample(s) per problem in A, {spp.get('b')} in B)"
+    )
+    ratio = c.get("reward_ratio")
+    if ratio:
+        lines.append(
+            f"mean reward B / A: {ratio['estimate']:.2f}x, 95% interval [{ratio['low']:.2f}x, {ratio['high']:.2f}x]"
         )
     stages = c["transition_stages"]
     if stages:

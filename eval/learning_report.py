@@ -22,7 +22,7 @@ import jinja2
 
 from rlvr.runlog import clean
 
-from .metrics import funnel_level, is_scored, summarize
+from .metrics import ROW_VALUES, is_scored, majority_stage, per_problem_values, summarize
 from .outputs import LoadedRun, RunNotFound, atomic_write, load_run, write_json
 from .passk import pass_at_k
 from .report import STAGE_COLORS, _delta, _num, _pct
@@ -30,30 +30,9 @@ from .stats import Interval, bootstrap_mean, paired_bootstrap, ratio_interval
 
 MODELS = ("base", "sft", "final")
 MODES = ("sampled", "greedy")
-# per-problem values that the report bootstraps: name -> value of one scored row
-ROW_VALUES = {
-    "pass@1": lambda r: 1.0 if r["stage"] == "pass" else 0.0,
-    "mean_reward": lambda r: float(r.get("total_reward") or 0.0),
-    "parsed": lambda r: 1.0 if funnel_level(r) >= 1 else 0.0,
-    "type_checked": lambda r: 1.0 if funnel_level(r) >= 2 else 0.0,
-    "compiled": lambda r: 1.0 if funnel_level(r) >= 3 else 0.0,
-    "some_tests": lambda r: 1.0 if funnel_level(r) >= 4 else 0.0,
-}
 # the issue's stretch goals for the held-out split (doc/benchmarks.md "Learning")
 GOALS = {"reward_ratio": 3.0, "parsed": 0.60, "type_checked": 0.20}
 REWARD_EPS = 0.01
-
-
-def per_problem_values(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
-    """problem id -> {value name: mean over its scored samples}."""
-    groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-    for r in rows:
-        if is_scored(r):
-            groups[r["problem_id"]].append(r)
-    return {
-        pid: {name: sum(f(r) for r in rs) / len(rs) for name, f in ROW_VALUES.items()} | {"n": len(rs)}
-        for pid, rs in groups.items()
-    }
 
 
 def model_metrics(run: LoadedRun, ids: Sequence[str]) -> dict[str, Any]:
@@ -146,8 +125,6 @@ def comparison(before: LoadedRun, after: LoadedRun, ids: Sequence[str]) -> dict[
 
 
 def _majority(rows: Sequence[Mapping[str, Any]], pid: str) -> str | None:
-    from .metrics import majority_stage
-
     return majority_stage([r["stage"] for r in rows if r["problem_id"] == pid and is_scored(r)])
 
 

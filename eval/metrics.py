@@ -168,3 +168,26 @@ def summarize(
         ),
         "per_problem": per_problem(by_problem, meta, ks),
     }
+
+
+# per-problem values that reports bootstrap over problems: name -> value of one scored row
+ROW_VALUES = {
+    "pass@1": lambda r: 1.0 if r["stage"] == "pass" else 0.0,
+    "mean_reward": lambda r: float(r.get("total_reward") or 0.0),
+    "parsed": lambda r: 1.0 if funnel_level(r) >= 1 else 0.0,
+    "type_checked": lambda r: 1.0 if funnel_level(r) >= 2 else 0.0,
+    "compiled": lambda r: 1.0 if funnel_level(r) >= 3 else 0.0,
+    "some_tests": lambda r: 1.0 if funnel_level(r) >= 4 else 0.0,
+}
+
+
+def per_problem_values(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """problem id -> {value name: mean over its scored samples}."""
+    groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if is_scored(r):
+            groups[r["problem_id"]].append(r)
+    return {
+        pid: {name: sum(f(r) for r in rs) / len(rs) for name, f in ROW_VALUES.items()} | {"n": len(rs)}
+        for pid, rs in groups.items()
+    }

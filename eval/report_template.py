@@ -183,16 +183,22 @@ COMPARE_TEMPLATE = (
 {% macro trend(r) %}{% if r.higher_is_better and r.delta %}{{ 'up' if r.delta > 0 else 'down' }}{% endif %}{% endmacro %}
 <h2>Rates</h2>
 <table>
-<tr><th>metric</th><th class="r">A</th><th class="r">B</th><th class="r">B − A</th></tr>
-{% for r in c.rates %}
+<tr><th>metric</th><th class="r">A</th><th class="r">B</th><th class="r">B − A</th><th class="r">95 % interval of B − A</th></tr>
+{% for r in c.rates %}{% set ci = r.delta_interval %}
 <tr><td>{{ r.metric }}</td>
 {% if r.kind == "rate" %}<td class="r">{{ r.a | pct }}</td><td class="r">{{ r.b | pct }}</td>
 <td class="r {{ trend(r) }}">{{ r.delta | delta }}</td>
+<td class="r muted">{% if ci %}[{{ ci.low | delta }}, {{ ci.high | delta }}]{% endif %}</td>
 {% else %}<td class="r">{{ r.a | num }}</td><td class="r">{{ r.b | num }}</td>
-<td class="r {{ trend(r) }}">{{ r.delta | delta(3, false) }}</td>{% endif %}
+<td class="r {{ trend(r) }}">{{ r.delta | delta(3, false) }}</td>
+<td class="r muted">{% if ci %}[{{ ci.low | delta(3, false) }}, {{ ci.high | delta(3, false) }}]{% endif %}</td>{% endif %}
 </tr>
 {% endfor %}
 </table>
+<p class="muted">Intervals: paired bootstrap over the {{ c.common_problems }} common problems
+({{ c.samples_per_problem.a }} sample(s) per problem in A, {{ c.samples_per_problem.b }} in B).
+{% if c.reward_ratio %}Mean reward B / A: {{ "%.2f" | format(c.reward_ratio.estimate) }}×, 95 % interval
+[{{ "%.2f" | format(c.reward_ratio.low) }}×, {{ "%.2f" | format(c.reward_ratio.high) }}×].{% endif %}</p>
 
 <h2>Stage transitions (A's majority stage → B's)</h2>
 <table>

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from eval.compare import compare, format_table, main
 from eval.outputs import load_run
 
@@ -51,3 +53,47 @@ def test_compare_by_name_and_on_different_problem_sets(local_run, local_run_seed
     monkeypatch.setenv("EVAL_OUTPUT_DIR", str(local_run.parent))
     assert main(["tiny-seed1", "tiny-seed2", "--out", str(tmp_path / "x")]) == 0
     assert main(["tiny-seed1", "no-such-run"]) == 2
+
+
+def _constructed(tmp_path, name: str, rewards: dict[str, float]):
+    """A run whose problems each have one sample, a type error with the given reward (0: a syntax error)."""
+    from eval.outputs import LoadedRun
+
+    rows = [
+        {
+            "problem_id": pid,
+            "sample": 0,
+            "stage": "type_error" if r else "syntax_error",
+            "total_reward": r,
+            "type_check": r,
+            "tests_passed": 0,
+            "tests_total": 3,
+        }
+        for pid, r in rewards.items()
+    ]
+    problems = [{"id": pid, "difficulty": "easy", "valid": True} for pid in rewards]
+    return LoadedRun(
+        tmp_path / name, {"status": "complete", "settings": {"ks": [1]}, "problems": problems}, rows
+    )
+
+
+def test_compare_gives_the_hand_computed_paired_interval(tmp_path):
+    # B - A per problem: mean reward (0, 0, 0.2); parsed (0, 0, 1). 27 resamples, enumerated: the
+    # mean of the differences is 0 with probability 8/27 (CDF 0.296 >= 0.025) and its largest value
+    # is the full gain (CDF reaches 0.975 only there), as in test_stats' hand-computed example.
+    a = _constructed(tmp_path, "a", {"p1": 0.1, "p2": 0.2, "p3": 0.0})
+    b = _constructed(tmp_path, "b", {"p1": 0.1, "p2": 0.2, "p3": 0.2})
+    c = compare(a, b)
+    rates = {r["metric"]: r for r in c["rates"]}
+    reward = rates["mean reward"]["delta_interval"]
+    assert reward["estimate"] == pytest.approx(0.2 / 3)
+    assert (reward["low"], reward["high"], reward["n"], reward["resamples"], reward["exact"]) == (
+        0.0, pytest.approx(0.2), 3, 27, True,
+    )  # fmt: skip
+    parsed = rates["funnel: parsed"]["delta_interval"]
+    assert (parsed["estimate"], parsed["low"], parsed["high"]) == (pytest.approx(1 / 3), 0.0, 1.0)
+    assert "delta_interval" not in rates["funnel: all_tests"]  # no per-problem value for it
+    assert c["samples_per_problem"] == {"a": 1, "b": 1}
+    assert c["reward_ratio"]["estimate"] == pytest.approx(0.5 / 0.3)
+    table = format_table(c)
+    assert "[+0.000, +0.200]" in table and "paired bootstrap over the 3 problems" in table
