@@ -6,12 +6,12 @@ server see the same model, the same prompt text (rlvr.prompts.render) and the sa
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlvr.export.merge import MergeError, adapter_chain, load_merged
 from rlvr.models import (
     BUNDLED,
     ModelLoadError,
@@ -49,21 +49,6 @@ def _has_tokenizer(path: Path) -> bool:
     return any((path / f).exists() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model"))
 
 
-def adapter_base(adapter_dir: Path) -> str:
-    """The base model an adapter was trained on (adapter_config.json's base_model_name_or_path)."""
-    cfg_path = adapter_dir / "adapter_config.json"
-    try:
-        base = json.loads(cfg_path.read_text()).get("base_model_name_or_path")
-    except (OSError, json.JSONDecodeError) as e:
-        raise ModelLoadError(f"{cfg_path}: cannot read the adapter config ({e})") from None
-    if not base:
-        raise ModelLoadError(
-            f"{cfg_path}: no base_model_name_or_path, so the adapter's base model is unknown; "
-            "merge it first (make merge-adapter) or fix that field"
-        )
-    return str(base)
-
-
 def _torch_dtype(name: str, cuda: bool):
     import torch
 
@@ -84,7 +69,13 @@ def load_model(spec: str | None, dtype: str = "auto", device: str | None = None)
     spec = spec or BUNDLED
     path = resolve_model(spec)
     adapter = Path(path) if is_adapter_dir(path) else None
-    base = resolve_model(adapter_base(adapter)) if adapter else path
+    try:
+        # a GRPO adapter trained on top of an SFT adapter names that adapter as its base: the whole chain
+        # down to a real model is merged, innermost first, exactly as training saw the weights
+        chain = adapter_chain(adapter) if adapter else [path]
+    except MergeError as e:
+        raise ModelLoadError(f"{e}; merge it first (make merge-adapter) or fix that field") from None
+    base = resolve_model(chain[-1])
     check_loadable(base)
     tokenizer = load_tokenizer(str(adapter) if adapter and _has_tokenizer(adapter) else base)
     tokenizer.padding_side = "left"
@@ -92,15 +83,14 @@ def load_model(spec: str | None, dtype: str = "auto", device: str | None = None)
     device = device or ("cuda" if cuda else "cpu")
     torch_dtype = _torch_dtype(dtype, device.startswith("cuda"))
     try:
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch_dtype)
+        if adapter:
+            model = load_merged(adapter, dtype=str(torch_dtype).removeprefix("torch."))
+        else:
+            model = AutoModelForCausalLM.from_pretrained(base, dtype=torch_dtype)
     except (OSError, ValueError) as e:
         raise ModelLoadError(
             f"cannot load the model {base!r} (from {spec!r}): {type(e).__name__}: {str(e).splitlines()[0]}"
         ) from None
-    if adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     model.to(device)
     model.eval()
     info = {
@@ -108,6 +98,7 @@ def load_model(spec: str | None, dtype: str = "auto", device: str | None = None)
         "path": str(path),
         "adapter": str(adapter) if adapter else None,
         "base": base if adapter else None,
+        "adapter_chain": chain[:-1] if adapter else [],
         "dtype": str(torch_dtype).removeprefix("torch."),
         "device": device,
         "parameters": sum(p.numel() for p in model.parameters()),

@@ -109,6 +109,47 @@ def test_an_adapter_directory_is_applied_on_its_base(tiny_model, tmp_path):
         assert not torch.allclose(merged.model(ids).logits, plain.model(ids).logits)
 
 
+def test_an_adapter_trained_on_an_adapter_is_loaded_with_the_whole_chain(tiny_model, tmp_path):
+    """A GRPO adapter started from an SFT adapter names the SFT adapter as its base: evaluating it must
+    apply both (a bug once loaded the base with the GRPO adapter only, and the SFT weights were lost)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from eval.local_model import load_model
+    from rlvr.export.merge import load_merged
+
+    lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    sft = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), lora)
+    sft.save_pretrained(tmp_path / "sft")
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(tmp_path / "sft")  # as the trainer does
+    torch.manual_seed(1)
+    grpo = get_peft_model(load_merged(tmp_path / "sft", dtype="float32"), lora)
+    grpo.peft_config["default"].base_model_name_or_path = str(tmp_path / "sft")  # as note_parent_adapter does
+    grpo.save_pretrained(tmp_path / "grpo")
+
+    loaded = load_model(str(tmp_path / "grpo"))
+    assert loaded.info["adapter_chain"] == [str(tmp_path / "grpo"), str(tmp_path / "sft")]
+    assert loaded.info["base"] == str(tiny_model)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        expected = grpo.merge_and_unload()(ids).logits  # the SFT-merged base plus the GRPO adapter
+        got = loaded.model(ids).logits
+        grpo_on_bare_base = load_merged_onto(tiny_model, tmp_path / "grpo")(ids).logits
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert not torch.allclose(got, grpo_on_bare_base, atol=1e-3)  # the SFT weights are in
+
+
+def load_merged_onto(base, adapter):
+    """`adapter` merged onto `base`, ignoring the base its config names (what the bug did)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    return PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(base), str(adapter)
+    ).merge_and_unload()
+
+
 def test_an_adapter_without_its_base_says_so(tmp_path):
     from eval.local_model import load_model
     from rlvr.models import ModelLoadError
