@@ -195,7 +195,7 @@ def resolved_settings(env: Mapping[str, str]) -> dict[str, Any]:
     """The SFT and GRPO settings the phases will use (their own parsers, so the defaults are theirs)."""
     from sft.config import SFTTrainConfig
 
-    from .config import GRPOTrainConfig
+    from .grpo.config import GRPOTrainConfig
 
     return {"sft": SFTTrainConfig.from_env(env).to_dict(), "grpo": GRPOTrainConfig.from_env(env).to_dict()}
 

@@ -1,6 +1,6 @@
 """Settings that several programs read (trainers, launcher, pipeline, dashboard, evaluation), each read
 here and only here, with its one default: where each kind of run lives, how runs are named, the base
-model, and the monitors' addresses. The stage configs (rlvr.config, sft.config, eval.config) hold the
+model, and the monitors' addresses. The stage configs (rlvr.grpo.config, sft.config, eval.config) hold the
 settings that are theirs alone.
 """
 

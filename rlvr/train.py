@@ -1,169 +1,17 @@
 """GRPO (or RLOO) training of an OCaml-writing model: `python -m rlvr.train` (make rlvr-train).
 
-Reads its settings from the environment (rlvr.config, documented in .envrc), prints them, and writes
-the run directory described in doc/metrics.md. Thin by design: TRL's trainers do the RL, PEFT the LoRA,
-the verifier the reward; this file wires them together.
+Reads its settings from the environment (rlvr.grpo.config, documented in .envrc), prints them, and
+writes the run directory described in doc/metrics.md. Thin by design: TRL's trainers do the RL, PEFT
+the LoRA, the verifier the reward; rlvr.grpo.trainer wires them together on the skeleton both trainers
+share (rlvr.training).
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from .config import GRPOTrainConfig, weights_dtype
-from .data import DataError, load_problems
-from .export.merge import model_for_training, note_parent_adapter
-from .models import is_adapter_dir
-from .prompts import build_messages, pick_few_shot, prompt_token_count
-from .rewards import RewardContext, build_reward_functions
-from .runlog import RunDir
-from .training import TrainingJob, peft_config, run_training, shared_trainer_args
-
-if TYPE_CHECKING:
-    from .callbacks import RunFilesCallback
-
-
-def build_dataset(cfg: GRPOTrainConfig, tokenizer):
-    """The train split as a conversational dataset (prompt messages + problem_id), long prompts dropped."""
-    from datasets import Dataset
-
-    problems, report = load_problems(cfg.dataset, split="train", on_error=cfg.data_on_error)
-    print(report.summary(), flush=True)
-    for reason in report.skipped[:5]:
-        print(f"  skipped: {reason}", flush=True)
-    if not problems:
-        raise DataError(f"{cfg.dataset}: no problems in the train split")
-    rows, too_long = [], 0
-    for p in problems:
-        messages = build_messages(p, pick_few_shot(problems, cfg.few_shot, exclude_id=p.id))
-        if prompt_token_count(tokenizer, messages) > cfg.max_prompt_length:
-            too_long += 1
-            continue
-        rows.append({"prompt": messages, "problem_id": p.id})
-    if too_long:
-        print(
-            f"dropped {too_long} prompts longer than GRPO_MAX_PROMPT_LENGTH={cfg.max_prompt_length} tokens",
-            flush=True,
-        )
-    if not rows:
-        raise DataError("every prompt is longer than GRPO_MAX_PROMPT_LENGTH")
-    return Dataset.from_list(rows), problems, too_long
-
-
-def trainer_args(cfg: GRPOTrainConfig, run: RunDir):
-    from trl import GRPOConfig, RLOOConfig
-
-    common = dict(
-        shared_trainer_args(cfg, run),
-        num_generations=cfg.num_generations,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        max_completion_length=cfg.max_completion_length,
-        beta=cfg.beta,
-        push_to_hub=cfg.push_to_hub,
-        hub_model_id=cfg.hub_model_id,
-        use_vllm=cfg.use_vllm,
-        vllm_mode=cfg.vllm_mode,
-        vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-        log_completions=False,  # we write completions.jsonl ourselves
-    )
-    if cfg.vllm_server_url:
-        common["vllm_server_base_url"] = cfg.vllm_server_url
-    if cfg.lora.load_in_4bit:
-        from transformers import BitsAndBytesConfig
-
-        common["model_init_kwargs"]["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype="bfloat16"
-        )
-    if cfg.algorithm == "rloo":
-        return RLOOConfig(**common)
-    return GRPOConfig(**common, loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards)
-
-
-def make_trainer_class(algorithm: str):
-    from trl import GRPOTrainer, RLOOTrainer
-
-    from .callbacks import TimingMixin
-
-    base = RLOOTrainer if algorithm == "rloo" else GRPOTrainer
-    return type(f"Timed{base.__name__}", (TimingMixin, base), {})
-
-
-SFT_HINT = (
-    "hint: {model} is not an SFT result; a base model rarely writes OCaml that scores, so GRPO gets no "
-    "signal: `make pipeline` runs SFT -> GRPO -> evaluation, or `make sft-train` then "
-    "BASE_MODEL_ID=sft_runs/latest/final make rlvr-train"
-)
-
-
-def is_fine_tuned(model_path: str) -> bool:
-    """True for a model this project (or PEFT) trained: an adapter directory, or the final/ or
-    checkpoint directory of an SFT or GRPO run (its run.json says so)."""
-    path = Path(model_path)
-    if is_adapter_dir(path):
-        return True
-    for parent in (path.parent, path.parent.parent):
-        try:
-            if json.loads((parent / "run.json").read_text()).get("kind") in ("sft", "grpo"):
-                return True
-        except (OSError, json.JSONDecodeError):
-            continue
-    return False
-
-
-class GRPOJob(TrainingJob):
-    """GRPO (or RLOO): the train split as prompts, the verifier as the reward."""
-
-    kind = "grpo"
-
-    def __init__(self) -> None:
-        self.verifier = None
-
-    def load_config(self, env: dict[str, str]) -> GRPOTrainConfig:
-        return GRPOTrainConfig.from_env(env)
-
-    def prepare(self, cfg: GRPOTrainConfig, model_path: str, tokenizer) -> dict[str, Any]:
-        self.dataset, self.problems, dropped = build_dataset(cfg, tokenizer)
-        if not is_fine_tuned(model_path):
-            print(SFT_HINT.format(model=cfg.model), flush=True)
-        from .verifier import Verifier
-
-        self.verifier = Verifier(cfg.verifier)
-        return {"train_problems": len(self.problems), "prompts_dropped_too_long": dropped}
-
-    def files_callback(self, run: RunDir) -> RunFilesCallback:
-        from .callbacks import RunFilesCallback  # imports transformers: not before the settings are read
-
-        return RunFilesCallback(run)
-
-    def build_trainer(self, cfg: GRPOTrainConfig, run: RunDir, model_path: str, tokenizer, files):
-        from .callbacks import SignalGuardCallback
-
-        ctx = RewardContext(self.verifier, self.problems, run, cfg.reward_settings)
-        funcs, weights = build_reward_functions(cfg.rewards, ctx)
-        args = trainer_args(cfg, run)
-        args.reward_weights = weights
-        trainer = make_trainer_class(cfg.algorithm)(
-            # an SFT/GRPO LoRA adapter directory is merged into its base in memory; a new LoRA trains on top
-            model=model_for_training(model_path, weights_dtype(cfg.profile, cfg.bf16)),
-            reward_funcs=funcs,
-            args=args,
-            train_dataset=self.dataset,
-            processing_class=tokenizer,
-            peft_config=peft_config(cfg),
-            callbacks=[files, SignalGuardCallback(run)],
-        )
-        note_parent_adapter(trainer.model, model_path)  # saved adapters record the chain
-        return trainer
-
-    def after_training(self, cfg: GRPOTrainConfig, trainer, stopped: bool) -> dict[str, Any]:
-        return {"infra_failures": self.verifier.infra_failures}
-
-    def close(self) -> None:
-        if self.verifier is not None:
-            self.verifier.close()
+from .grpo.trainer import GRPOJob
+from .training import run_training
 
 
 def main(env: dict[str, str] | None = None) -> int:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from sft.config import SFTTrainConfig
 
     from .callbacks import RunFilesCallback
-    from .config import GRPOTrainConfig
+    from .grpo.config import GRPOTrainConfig
 
     TrainConfig = GRPOTrainConfig | SFTTrainConfig
 

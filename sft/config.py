@@ -1,6 +1,6 @@
 """SFT settings: one frozen object, parsed from SFT_* environment variables (.envrc documents each).
 
-Mirrors rlvr.config: a `cpu` profile (the bundled SmolLM2-135M, fp32, short sequences) and a `cuda`
+Mirrors rlvr.grpo.config: a `cpu` profile (the bundled SmolLM2-135M, fp32, short sequences) and a `cuda`
 profile (Qwen2.5-Coder-1.5B-Instruct in bf16). BASE_MODEL_ID and the LORA_* variables are shared with
 GRPO on purpose: the usual chain trains one base with SFT, then GRPO. A wrong value stops with a
 message naming the variable before any model is loaded.

@@ -36,8 +36,8 @@ def recorded_defaults(monkeypatch) -> dict[str, object]:
     """VAR -> the default the code passes when it reads VAR, recorded by running every config parser
     on an empty environment (cpu profile)."""
     from rlvr import settings
-    from rlvr.config import GRPOTrainConfig
     from rlvr.envconf import Env
+    from rlvr.grpo.config import GRPOTrainConfig
     from rlvr.pipeline import PipelineConfig
     from rlvr.verifier import VerifierConfig
     from sft.config import SFTTrainConfig

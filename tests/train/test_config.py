@@ -2,8 +2,8 @@
 
 import pytest
 
-from rlvr.config import GRPOTrainConfig
 from rlvr.envconf import ConfigError
+from rlvr.grpo.config import GRPOTrainConfig
 
 from .conftest import run_module, train_env
 

@@ -108,7 +108,7 @@ def test_make_and_the_module_name_runs_the_same_way(tmp_path):
     <YYYYmmdd-HHMMSS>-<model tag>, from the model the profile resolves (here: bundled on cpu)."""
     import re
 
-    from rlvr.config import GRPOTrainConfig
+    from rlvr.grpo.config import GRPOTrainConfig
 
     env = dict(os.environ, PYTHONPATH=str(REPO), GRPO_OUTPUT_DIR=str(tmp_path / "runs"), GRPO_PROFILE="cpu",
                GRPO_MAX_STEPS="-5", FOREGROUND="1")  # fmt: skip

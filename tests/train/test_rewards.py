@@ -1,12 +1,12 @@
 """Every registered reward function on fixed completions, with exact values (doc/reward.md's tables),
-through the real verifier and the TRL-facing adapter (rlvr.rewards.make_reward_function)."""
+through the real verifier and the TRL-facing adapter (rlvr.grpo.rewards.make_reward_function)."""
 
 from __future__ import annotations
 
 import pytest
 
-from rlvr.reward_log import batch_metrics
-from rlvr.rewards import SCORERS, RewardContext, RewardSettings, build_reward_functions
+from rlvr.grpo.reward_log import batch_metrics
+from rlvr.grpo.rewards import SCORERS, RewardContext, RewardSettings, build_reward_functions
 from rlvr.verifier import Verifier, VerifierConfig
 
 SIG = "let sum_list (xs : int list) : int ="

@@ -6,7 +6,7 @@ import json
 
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
-from rlvr.callbacks import SignalGuardCallback
+from rlvr.grpo.callbacks import SignalGuardCallback
 from rlvr.runlog import RunDir
 
 

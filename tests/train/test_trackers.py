@@ -7,8 +7,9 @@ import importlib.util
 
 import pytest
 
-from rlvr.config import TRACKIO_PROJECT, GRPOTrainConfig
+from rlvr.config import TRACKIO_PROJECT
 from rlvr.envconf import ConfigError
+from rlvr.grpo.config import GRPOTrainConfig
 from sft.config import SFTTrainConfig
 
 from .conftest import run_module, train_env

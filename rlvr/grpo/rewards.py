@@ -12,7 +12,7 @@ Registry (doc/reward.md):
 Each function takes TRL's arguments (prompts, completions, completion_ids, problem_id column,
 trainer_state, log_extra, log_metric) and returns one float per completion, or None for an
 infrastructure failure (TRL masks it). The verifier runs once per completion per batch whatever the
-number of reward functions. The run files they feed are rlvr.reward_log's.
+number of reward functions. The run files they feed are rlvr.grpo.reward_log's.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .problems import Problem
+from ..problems import Problem
+from ..runlog import RunDir
+from ..verifier import Outcome, Verifier
+from ..verifier.extract import extract_code
+from ..verifier.scoring import COMPILE_MAX, TYPE_CHECK_MAX
+from ..verifier.style import STYLE_MAX
 from .reward_log import RewardLog
-from .runlog import RunDir
-from .verifier import Outcome, Verifier
-from .verifier.extract import extract_code
-from .verifier.scoring import COMPILE_MAX, TYPE_CHECK_MAX
-from .verifier.style import STYLE_MAX
 
 COMPILED_STAGES = ("pass", "test_failure", "timeout")
 

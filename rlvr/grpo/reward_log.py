@@ -8,8 +8,8 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 
-from .runlog import RunDir, now_iso
-from .verifier import STAGES, Outcome, error_class
+from ..runlog import RunDir, now_iso
+from ..verifier import STAGES, Outcome, error_class
 
 HISTOGRAM_EDGES = [round(i / 10, 1) for i in range(11)]
 

@@ -1,0 +1,159 @@
+"""GRPO training settings: one frozen object, parsed from environment variables (.envrc documents each).
+
+Two profiles fill the defaults: `cpu` (the bundled SmolLM2-135M, small groups, short completions, fp32)
+and `cuda` (Qwen2.5-Coder-1.5B-Instruct in bf16 at the scale of the project we compete with). Every
+value can be overridden; a wrong one stops with a message naming the variable before any model loads.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+from ..config import LoraSettings, bf16_from_env, lora_from_env, report_to_from_env
+from ..envconf import ConfigError, Env
+from ..settings import base_model, default_run_name, run_root
+from ..verifier import VerifierConfig
+from .rewards import SCORERS, RewardSettings
+
+ALGORITHMS = ("grpo", "rloo")
+LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
+
+
+@dataclass(frozen=True)
+class GRPOTrainConfig:
+    profile: str
+    model: str
+    dataset: str
+    output_dir: str
+    run_name: str
+    resume: str | None
+    algorithm: str
+    loss_type: str
+    max_steps: int
+    num_generations: int
+    batch_size: int  # completions per device per step (a multiple of num_generations)
+    grad_accum: int
+    learning_rate: float
+    temperature: float
+    top_p: float
+    max_completion_length: int
+    max_prompt_length: int
+    beta: float
+    scale_rewards: str
+    logging_steps: int
+    save_steps: int
+    save_total_limit: int
+    seed: int
+    rewards: tuple[str, ...]
+    reward_settings: RewardSettings
+    lora: LoraSettings
+    bf16: bool
+    gradient_checkpointing: bool
+    use_vllm: bool
+    vllm_mode: str
+    vllm_server_url: str | None
+    vllm_gpu_memory_utilization: float
+    report_to: tuple[str, ...]
+    push_to_hub: bool
+    hub_model_id: str | None
+    few_shot: int
+    data_on_error: str
+    verifier: VerifierConfig = field(default_factory=VerifierConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_env(
+        env: Mapping[str, str] | None = None, cuda: bool | None = None, cpu_bf16: bool | None = None
+    ) -> GRPOTrainConfig:
+        """Parse the GRPO settings; `cuda` and `cpu_bf16` (fast bf16 on this CPU) are detected when None."""
+        e = Env(os.environ if env is None else env)
+        if cuda is None:
+            import torch
+
+            cuda = torch.cuda.is_available()
+        profile = e.choice("GRPO_PROFILE", "cuda" if cuda else "cpu", ("cpu", "cuda"))
+        gpu = profile == "cuda"
+        model = base_model(e, gpu)
+        # cpu: 8 completions generated as one batch cost ~1.1x the wall time of 4 (doc/benchmarks.md)
+        # and a group of 8 is far less often all-equal, so fewer steps are wasted without a gradient
+        num_generations = e.int("GRPO_NUM_GENERATIONS", 8, minimum=2)
+        batch_size = e.int("GRPO_BATCH_SIZE", num_generations, minimum=1)
+        if batch_size % num_generations:
+            raise ConfigError(
+                f"GRPO_BATCH_SIZE={batch_size}: must be a multiple of GRPO_NUM_GENERATIONS={num_generations} "
+                "(it counts completions: whole groups per device step)"
+            )
+        rewards = e.list("GRPO_REWARDS", ["ocaml"])
+        for spec in rewards:
+            name = spec.partition(":")[0]
+            if name not in SCORERS:
+                raise ConfigError(
+                    f"GRPO_REWARDS={','.join(rewards)!r}: unknown reward {name!r}; available: {', '.join(SCORERS)}"
+                )
+            weight = spec.partition(":")[2]
+            if weight and not re.fullmatch(r"-?\d+(\.\d+)?", weight):
+                raise ConfigError(f"GRPO_REWARDS entry {spec!r}: the weight after ':' must be a number")
+        report = report_to_from_env(e, "GRPO")
+        bf16 = bf16_from_env(e, "GRPO", gpu, cpu_bf16)
+        use_vllm = e.bool("GRPO_USE_VLLM", False)
+        if use_vllm and not gpu:
+            raise ConfigError("GRPO_USE_VLLM=1 needs a CUDA GPU (and `pip install -e .[gpu]`)")
+        lora = lora_from_env(e, "GRPO", gpu, load_in_4bit=e.bool("GRPO_LOAD_IN_4BIT", False))
+        if lora.load_in_4bit and (not gpu or not lora.enabled):
+            raise ConfigError(
+                "GRPO_LOAD_IN_4BIT=1 (QLoRA) needs the cuda profile and LoRA (GRPO_FULL_FINETUNE=0)"
+            )
+        if e.bool("GRPO_PUSH_TO_HUB", False) and not e.str("GRPO_HUB_MODEL_ID", None):
+            raise ConfigError("GRPO_PUSH_TO_HUB=1 needs GRPO_HUB_MODEL_ID=<user>/<repo>")
+        verifier = VerifierConfig.from_env(e.env)
+        return GRPOTrainConfig(
+            profile=profile,
+            model=model,
+            dataset=e.str("TRAINING_DATASET", "bundled") or "bundled",
+            output_dir=run_root("grpo", e),
+            run_name=e.str("GRPO_RUN_NAME", None) or default_run_name(model),
+            resume=e.str("GRPO_RESUME", None),
+            algorithm=e.choice("GRPO_ALGORITHM", "grpo", ALGORITHMS),
+            loss_type=e.choice("GRPO_LOSS_TYPE", "dapo", LOSS_TYPES),
+            max_steps=e.int("GRPO_MAX_STEPS", 500 if gpu else 30, minimum=1),
+            num_generations=num_generations,
+            batch_size=batch_size,
+            grad_accum=e.int("GRPO_GRAD_ACCUM", 4 if gpu else 1, minimum=1),
+            learning_rate=e.float("GRPO_LEARNING_RATE", 5e-6 if gpu else 2e-5, 0.0, 1.0),
+            temperature=e.float("GRPO_TEMPERATURE", 1.0 if gpu else 0.9, 0.0, 5.0),
+            top_p=e.float("GRPO_TOP_P", 1.0, 0.0, 1.0),
+            # cpu: 256 tokens hold 85% of the reference solutions whole (160: 64%; a cut answer never parses)
+            max_completion_length=e.int("GRPO_MAX_COMPLETION_LENGTH", 512 if gpu else 256, minimum=8),
+            max_prompt_length=e.int("GRPO_MAX_PROMPT_LENGTH", 1024 if gpu else 512, minimum=16),
+            beta=e.float("GRPO_BETA", 0.0, 0.0, 10.0),
+            scale_rewards=e.choice("GRPO_SCALE_REWARDS", "group", ("group", "batch", "none")),
+            logging_steps=e.int("GRPO_LOGGING_STEPS", 1, minimum=1),
+            save_steps=e.int("GRPO_SAVE_STEPS", 50 if gpu else 20, minimum=1),
+            save_total_limit=e.int("GRPO_SAVE_TOTAL_LIMIT", 3, minimum=1),
+            seed=e.int("GRPO_SEED", 42),
+            rewards=rewards,
+            reward_settings=RewardSettings(
+                quality_bonus=e.bool("REWARD_QUALITY_BONUS", False),
+                weight_compile=e.float("REWARD_WEIGHT_COMPILE", 0.3, 0.0),
+                weight_tests=e.float("REWARD_WEIGHT_TESTS", 0.6, 0.0),
+                weight_style=e.float("REWARD_WEIGHT_STYLE", 0.1, 0.0),
+            ),
+            lora=lora,
+            bf16=bf16,
+            gradient_checkpointing=e.bool("GRPO_GRADIENT_CHECKPOINTING", gpu),
+            use_vllm=use_vllm,
+            vllm_mode=e.choice("GRPO_VLLM_MODE", "colocate", ("colocate", "server")),
+            vllm_server_url=e.str("GRPO_VLLM_SERVER_URL", None),
+            vllm_gpu_memory_utilization=e.float("GRPO_VLLM_GPU_MEMORY_UTILIZATION", 0.3, 0.05, 0.95),
+            report_to=report,
+            push_to_hub=e.bool("GRPO_PUSH_TO_HUB", False),
+            hub_model_id=e.str("GRPO_HUB_MODEL_ID", None),
+            few_shot=e.int("GRPO_FEW_SHOT", 0, minimum=0),
+            data_on_error=e.choice("GRPO_DATA_ON_ERROR", "raise", ("raise", "skip")),
+            verifier=verifier,
+        )
