@@ -2,18 +2,10 @@
 // formatting, debiased EMA smoothing, uPlot charts, and the live stream (SSE with polling fallback).
 /* global uPlot */
 
-export const STAGES = ["pass", "test_failure", "compile_error", "type_error", "syntax_error", "timeout", "empty", "infra_error"];
-export const STAGE_LABELS = {
-  pass: "all tests pass",
-  test_failure: "test failure",
-  compile_error: "compile error",
-  type_error: "type error",
-  syntax_error: "syntax error",
-  timeout: "timeout",
-  empty: "empty",
-  infra_error: "infra error",
-  unknown: "unknown",
-};
+import { STAGES, STAGE_LABELS as LABELS } from "./stages.js"; // generated from the verifier's stages
+
+export { STAGES };
+export const STAGE_LABELS = { ...LABELS, unknown: "unknown" };
 export const STAGE_COLORS = {
   pass: "#2f9e44",
   test_failure: "#f76707",
@@ -25,6 +17,7 @@ export const STAGE_COLORS = {
   infra_error: "#495057",
   unknown: "#adb5bd",
 };
+for (const s of STAGES) STAGE_COLORS[s] ??= STAGE_COLORS.unknown; // a stage added in Python still shows
 export const PALETTE = ["#e8590c", "#1c7ed6", "#2f9e44", "#ae3ec9", "#f59f00", "#0ca678", "#d6336c", "#7048e8", "#3bc9db", "#94d82d"];
 
 // ------------------------------------------------------------------ DOM

@@ -288,7 +288,7 @@ const NO_SIGNAL_FIXES = [
   "a higher temperature (GRPO_TEMPERATURE)",
 ];
 
-/** The signal guard's verdict (rlvr.callbacks.SignalGuardCallback): the latest no_signal / signal_restored event. */
+/** The signal guard's verdict (rlvr.grpo.callbacks.SignalGuardCallback): the latest no_signal / signal_restored event. */
 function renderSignal() {
   const node = $("#signal-banner");
   if (!node) return;

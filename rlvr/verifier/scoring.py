@@ -38,6 +38,17 @@ STAGES = (
     "empty",
     "infra_error",
 )
+# how reports and the dashboard name each stage (the dashboard serves both as /static/stages.js)
+STAGE_LABELS = {
+    "pass": "all tests pass",
+    "test_failure": "test failure",
+    "compile_error": "compile error",
+    "type_error": "type error",
+    "syntax_error": "syntax error",
+    "timeout": "timeout",
+    "empty": "empty",
+    "infra_error": "infra error",
+}
 
 
 def type_check_credit(errors: int) -> float:

@@ -317,3 +317,15 @@ def test_pipeline_endpoint_reads_the_latest_pipeline(client, dirs) -> None:
         {"name": "sft", "status": "done", "runs": {"train": "/x/p1-sft"}, "seconds": 12.5}
     ]
     assert got["report"] == str((root / "p1" / "report.html").resolve())
+
+
+def test_the_pages_get_the_stages_from_the_verifier(client: TestClient) -> None:
+    from rlvr.verifier.scoring import STAGE_LABELS, STAGES
+
+    r = client.get("/static/stages.js")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    lines = r.text.splitlines()
+    assert f"export const STAGES = {json.dumps(list(STAGES))};" in lines
+    assert f"export const STAGE_LABELS = {json.dumps(STAGE_LABELS)};" in lines
+    common = client.get("/static/common.js").text  # the static files are still served beside it
+    assert 'from "./stages.js"' in common and "export const STAGES = [" not in common
