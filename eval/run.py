@@ -39,6 +39,7 @@ from .config import FLAGS, EvalConfig
 from .metrics import summarize
 from .outputs import EvalRunDir, LoadedRun, model_tag
 from .report import render_report
+from .reuse import problems_digest
 
 REPO = Path(__file__).resolve().parent.parent
 FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
@@ -227,6 +228,7 @@ class Evaluation:
                 "limit": self.cfg.limit,
                 "rows": self.load.rows,
                 "skipped_rows": self.load.skipped,
+                "problems_sha256": problems_digest(self.problems),  # eval.reuse matches on it
             },
             "verifier": asdict(self.verifier.config),
             **self.static,

@@ -67,6 +67,7 @@ class PipelineConfig:
     eval_max_tokens: int | None  # None: GRPO's max completion length
     eval_limit: int  # first N held-out problems (0 = all)
     eval_data: str
+    reuse_base_eval: bool  # copy an equivalent evaluation of the base model instead of repeating it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,6 +112,7 @@ class PipelineConfig:
             eval_max_tokens=None if max_tokens is None else e.int("PIPELINE_EVAL_MAX_TOKENS", 0, minimum=1),
             eval_limit=e.int("PIPELINE_EVAL_LIMIT", 0, minimum=0),
             eval_data=e.str("PIPELINE_EVAL_DATA", "bundled") or "bundled",
+            reuse_base_eval=e.bool("PIPELINE_REUSE_BASE_EVAL", True),
         )
 
 
@@ -340,22 +342,60 @@ class Pipeline:
             if out.exists():  # interrupted earlier: an evaluation starts over
                 shutil.rmtree(out)
             ks = sorted({1, n} | ({5} if n >= 5 else set()) | ({10} if n >= 10 else set()))
-            argv = [
-                sys.executable, "-u", "-m", "eval.run",
-                "--model", model, "--data", self.cfg.eval_data, "--split", "eval",
-                "--n", str(n), "--k", ",".join(map(str, ks)), "--temperature", str(temperature),
-                "--max-tokens", str(max_tokens), "--limit", str(self.cfg.eval_limit),
-                "--output-dir", str(out.parent), "--run-name", out.name,
-            ]  # fmt: skip
+            flags = {
+                "model": model, "data": self.cfg.eval_data, "split": "eval", "n": n,
+                "k": ",".join(map(str, ks)), "temperature": temperature, "max_tokens": max_tokens,
+                "limit": self.cfg.eval_limit, "output_dir": str(out.parent), "run_name": out.name,
+            }  # fmt: skip
+            env = self.phase_env()
+            if which == "base" and self.cfg.reuse_base_eval:
+                reused = self.reuse_eval(phase, mode, flags, env, out)
+                if reused:
+                    record.setdefault("reused", {})[mode] = str(reused)
+                    continue
+            argv = [sys.executable, "-u", "-m", "eval.run"]
+            for key, value in flags.items():
+                argv += [f"--{key.replace('_', '-')}", str(value)]
             log = self.state.dir / "logs" / f"{phase}-{mode}.log"
             # eval.run keeps what it has written on Ctrl-C (SIGINT) and says "interrupted"
-            code = self.spawn(f"{phase}:{mode}", argv, self.phase_env(), log, signal.SIGINT)
+            code = self.spawn(f"{phase}:{mode}", argv, env, log, signal.SIGINT)
             record["returncode"] = code
             if self.stop_requested:
                 return "stopped"
             if code != 0:
                 return "failed"
         return "done"
+
+    def reuse_eval(
+        self, phase: str, mode: str, flags: dict[str, Any], env: dict[str, str], out: Path
+    ) -> Path | None:
+        """Copy a complete evaluation with the same fingerprint (eval.reuse) to `out`: the one copied,
+        or None when there is none."""
+        from eval.config import EvalConfig
+        from eval.reuse import find_equivalent, fingerprint
+        from eval.run import load_eval_problems
+
+        from .verifier import VerifierConfig
+
+        try:
+            cfg = EvalConfig.from_sources(env, flags)
+            problems, _ = load_eval_problems(cfg)
+            wanted = fingerprint(cfg, VerifierConfig.from_env(env), problems)
+        except Exception:  # a bad setting: the evaluation itself will say what is wrong
+            return None
+        match = find_equivalent(out.parent, wanted)
+        if match is None or match == out:
+            return None
+        shutil.copytree(match, out)
+        summary = _read_json(out / "summary.json")
+        summary.update(run=out.name, reused_from=str(match))
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        print(
+            f"[pipeline] {phase}:{mode}: reusing {match} (the same model, problems, settings, verifier "
+            "and commit; PIPELINE_REUSE_BASE_EVAL=0 evaluates again)",
+            flush=True,
+        )
+        return match
 
     def run_report(self, record: dict[str, Any]) -> str:
         from eval.learning_report import write_learning_report

@@ -179,6 +179,42 @@ def test_the_report_opens_in_a_real_browser(finished):
     assert errors == []
 
 
+def test_the_base_model_evaluation_is_reused_when_nothing_that_decides_it_changed(finished, tiny_model):  # noqa: F811
+    root = finished["root"]
+    env = pipeline_env(tiny_model, root / "problems.jsonl", root, PIPELINE_PHASES="eval_base")
+
+    def run(name: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "rlvr.pipeline"], env={**env, "PIPELINE_RUN_NAME": name, **extra},
+            cwd=REPO, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+
+    same = run("q")
+    assert same.returncode == 0, same.stdout[-3000:] + same.stderr[-2000:]
+    assert f"reusing {root / 'eval_runs' / 'p-base-sampled'}" in same.stdout
+    assert f"reusing {root / 'eval_runs' / 'p-base-greedy'}" in same.stdout
+    assert "eval.run" not in same.stdout  # nothing was evaluated again
+    copy = json.loads((root / "eval_runs" / "q-base-sampled" / "summary.json").read_text())
+    original = json.loads((root / "eval_runs" / "p-base-sampled" / "summary.json").read_text())
+    assert copy["run"] == "q-base-sampled" and copy["reused_from"] == str(
+        root / "eval_runs" / "p-base-sampled"
+    )
+    assert copy["metrics"] == original["metrics"]
+    phase = json.loads((root / "pipeline_runs" / "q" / "pipeline.json").read_text())["phases"][0]
+    assert set(phase["reused"]) == {"sampled", "greedy"}
+
+    more_samples = run("r", PIPELINE_EVAL_N="3")  # changes the sampled evaluation, not the greedy one
+    assert more_samples.returncode == 0, more_samples.stdout[-3000:]
+    assert f"reusing {root / 'eval_runs' / 'p-base-greedy'}" in more_samples.stdout, more_samples.stdout
+    assert "--n 3" in more_samples.stdout  # the sampled one ran
+    assert (
+        json.loads((root / "eval_runs" / "r-base-sampled" / "summary.json").read_text())["settings"]["n"] == 3
+    )
+
+    off = run("s", PIPELINE_REUSE_BASE_EVAL="0")
+    assert off.returncode == 0 and "reusing" not in off.stdout
+
+
 def test_bad_settings_name_the_variable():
     with pytest.raises(ConfigError, match="PIPELINE_PHASES='sft,deploy': unknown phase"):
         PipelineConfig.from_env({"PIPELINE_PHASES": "sft,deploy"})
