@@ -477,7 +477,9 @@ def open_pipeline(cfg: PipelineConfig, env: Mapping[str, str]) -> tuple[Pipeline
     state = PipelineState.load(Path(cfg.output_dir), cfg.resume)
     if state.data.get("status") == "running" and _alive(state.data.get("pid")):
         raise PipelineError(f"{state.dir} is running (pid {state.data['pid']}); `make stop` first")
-    recorded = PipelineConfig(**{**state.data["config"], "phases": tuple(state.data["config"]["phases"])})
+    # a setting added since the pipeline was made takes its value from this environment
+    fields = {**asdict(cfg), **state.data["config"]}
+    recorded = PipelineConfig(**{**fields, "phases": tuple(fields["phases"])})
     for record in state.data["phases"]:
         if record["status"] in ("running", "stopped", "failed"):
             record["status"] = "pending"  # to do again (training phases resume from their checkpoint)

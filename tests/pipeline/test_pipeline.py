@@ -224,3 +224,20 @@ def test_bad_settings_name_the_variable():
         PipelineConfig.from_env({"PIPELINE_PHASES": "grpo,eval_sft"})
     cfg = PipelineConfig.from_env({"PIPELINE_PHASES": "report,sft"})
     assert cfg.phases == ("sft", "report")  # always in the road's order
+
+
+def test_a_pipeline_recorded_before_a_setting_existed_resumes_with_it_from_the_environment(tmp_path):
+    from rlvr.pipeline import PipelineState, open_pipeline
+
+    env = {"PIPELINE_OUTPUT_DIR": str(tmp_path), "PIPELINE_RUN_NAME": "old", "PIPELINE_PHASES": "report"}
+    cfg = PipelineConfig.from_env(env, model="bundled")
+    state = PipelineState.create(cfg, settings={})
+    del state.data["config"]["reuse_base_eval"]  # as pipeline.json was before that setting
+    state.update(status="stopped", pid=None)
+    resumed, _ = open_pipeline(
+        PipelineConfig.from_env(
+            {**env, "PIPELINE_RESUME": "old", "PIPELINE_REUSE_BASE_EVAL": "0"}, model="bundled"
+        ),
+        env,
+    )
+    assert resumed.reuse_base_eval is False and resumed.resume == "old" and resumed.phases == ("report",)
