@@ -83,7 +83,7 @@ class SFTTrainConfig:
             resume=e.str("SFT_RESUME", None),
             max_steps=max_steps,
             epochs=epochs,
-            learning_rate=e.float("SFT_LEARNING_RATE", 1e-4 if gpu else 2e-4, 0.0, 1.0),
+            learning_rate=e.float("SFT_LEARNING_RATE", 1e-4 if gpu else 1e-3, 0.0, 1.0),
             warmup_ratio=e.float("SFT_WARMUP_RATIO", 0.03, 0.0, 0.99),
             # cpu: 1 x 4, the same 4 examples a step as 2 x 2 or 4 x 1 but with no padding, which on
             # 2 cores is wasted compute; and the logits (batch x length x vocabulary) are the memory.

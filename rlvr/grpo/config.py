@@ -124,8 +124,8 @@ class GRPOTrainConfig:
             num_generations=num_generations,
             batch_size=batch_size,
             grad_accum=e.int("GRPO_GRAD_ACCUM", 4 if gpu else 1, minimum=1),
-            learning_rate=e.float("GRPO_LEARNING_RATE", 5e-6 if gpu else 2e-5, 0.0, 1.0),
-            temperature=e.float("GRPO_TEMPERATURE", 1.0 if gpu else 0.9, 0.0, 5.0),
+            learning_rate=e.float("GRPO_LEARNING_RATE", 5e-6 if gpu else 1e-4, 0.0, 1.0),
+            temperature=e.float("GRPO_TEMPERATURE", 1.0 if gpu else 0.7, 0.0, 5.0),
             top_p=e.float("GRPO_TOP_P", 1.0, 0.0, 1.0),
             # cpu: 256 tokens hold 85% of the reference solutions whole (160: 64%; a cut answer never parses)
             max_completion_length=e.int("GRPO_MAX_COMPLETION_LENGTH", 512 if gpu else 256, minimum=8),
