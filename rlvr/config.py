@@ -86,6 +86,15 @@ def bf16_from_env(e: Env, prefix: str, gpu: bool, cpu_bf16: bool | None = None) 
     return bf16
 
 
+def profile_from_env(e: Env, prefix: str, cuda: bool | None) -> str:
+    """<prefix>_PROFILE: `cuda` where a GPU is present (detected when `cuda` is None), else `cpu`."""
+    if cuda is None:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    return e.choice(f"{prefix}_PROFILE", "cuda" if cuda else "cpu", ("cpu", "cuda"))
+
+
 def weights_dtype(profile: str, bf16: bool) -> str:
     """The dtype the model's weights load in: bf16 on CUDA; float32 on CPU, where bf16 is autocast
     (the optimizer keeps float32 master weights, so small LoRA updates are not rounded away)."""

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from rlvr.config import LoraSettings, bf16_from_env, lora_from_env, report_to_from_env
+from rlvr.config import LoraSettings, bf16_from_env, lora_from_env, profile_from_env, report_to_from_env
 from rlvr.envconf import ConfigError, Env
 from rlvr.settings import base_model, default_run_name, run_root
 
@@ -53,11 +53,7 @@ class SFTTrainConfig:
     ) -> SFTTrainConfig:
         """Parse the SFT settings; `cuda` and `cpu_bf16` (fast bf16 on this CPU) are detected when None."""
         e = Env(os.environ if env is None else env)
-        if cuda is None:
-            import torch
-
-            cuda = torch.cuda.is_available()
-        profile = e.choice("SFT_PROFILE", "cuda" if cuda else "cpu", ("cpu", "cuda"))
+        profile = profile_from_env(e, "SFT", cuda)
         gpu = profile == "cuda"
         model = base_model(e, gpu)
         max_steps = e.int("SFT_MAX_STEPS", -1)

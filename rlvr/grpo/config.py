@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
-from ..config import LoraSettings, bf16_from_env, lora_from_env, report_to_from_env
+from ..config import LoraSettings, bf16_from_env, lora_from_env, profile_from_env, report_to_from_env
 from ..envconf import ConfigError, Env
 from ..settings import base_model, default_run_name, run_root
 from ..verifier import VerifierConfig
@@ -72,11 +72,7 @@ class GRPOTrainConfig:
     ) -> GRPOTrainConfig:
         """Parse the GRPO settings; `cuda` and `cpu_bf16` (fast bf16 on this CPU) are detected when None."""
         e = Env(os.environ if env is None else env)
-        if cuda is None:
-            import torch
-
-            cuda = torch.cuda.is_available()
-        profile = e.choice("GRPO_PROFILE", "cuda" if cuda else "cpu", ("cpu", "cuda"))
+        profile = profile_from_env(e, "GRPO", cuda)
         gpu = profile == "cuda"
         model = base_model(e, gpu)
         # cpu: 8 completions generated as one batch cost ~1.1x the wall time of 4 (doc/benchmarks.md)
