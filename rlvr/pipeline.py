@@ -372,6 +372,7 @@ class Pipeline:
         """Copy a complete evaluation with the same fingerprint (eval.reuse) to `out`: the one copied,
         or None when there is none."""
         from eval.config import EvalConfig
+        from eval.outputs import write_json
         from eval.reuse import find_equivalent, fingerprint
         from eval.run import load_eval_problems
 
@@ -389,7 +390,7 @@ class Pipeline:
         shutil.copytree(match, out)
         summary = _read_json(out / "summary.json")
         summary.update(run=out.name, reused_from=str(match))
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(out / "summary.json", summary)  # as eval.run writes it (atomically)
         print(
             f"[pipeline] {phase}:{mode}: reusing {match} (the same model, problems, settings, verifier "
             "and commit; PIPELINE_REUSE_BASE_EVAL=0 evaluates again)",
