@@ -11,7 +11,8 @@ Step 1 of each run is left out (warm-up). Prints a table; writes bench-speed-<ti
 Settings (environment): BENCH_OUT (default bench_runs), BENCH_SPEED_SFT_STEPS (default 6),
 BENCH_SPEED_GRPO_STEPS (default 4), BENCH_SPEED_MODEL (the model GRPO starts from, default bundled; an
 SFT adapter gives completion lengths like the pipeline's), BENCH_SPEED_ONLY (sft | grpo | generate |
-llama: one part; `generate` times HF generate at batch 4/8/16 in float32 and bfloat16).
+lora | llama: one part; `generate` times HF generate at batch 4/8/16 in float32 and bfloat16, and
+`lora` a LoRA model unmerged, merged, and merged under bf16 autocast).
 """
 
 from __future__ import annotations
@@ -149,6 +150,48 @@ def generate_speed(batches: tuple[int, ...] = (4, 8, 16), new_tokens: int = 128)
     return out
 
 
+def lora_generate_speed(batch: int = 8, new_tokens: int = 128) -> list[dict]:
+    """HF `generate` tokens/s of the bundled model with a fresh LoRA adapter (r 16, all linear layers,
+    as GRPO trains it): unmerged in float32 (how TRL generates by default), merged into the float32
+    weights, and merged under bf16 autocast (what rlvr.grpo.generation does on a CPU with fast bf16)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from rlvr.data import load_problems
+    from rlvr.grpo.generation import merged_lora
+    from rlvr.models import load_tokenizer, resolve_model
+    from rlvr.prompts import build_messages, render
+
+    path = resolve_model("bundled")
+    tokenizer = load_tokenizer(path)
+    tokenizer.padding_side = "left"
+    problem = load_problems("bundled", split="train")[0][0]
+    base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model = get_peft_model(
+        base, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
+    )
+    enc = tokenizer([render(tokenizer, build_messages(problem))] * batch, return_tensors="pt")
+    out = []
+    for label, merge, bf16 in (
+        ("unmerged fp32", False, False),
+        ("merged fp32", True, False),
+        ("merged bf16", True, True),
+    ):
+        torch.manual_seed(0)
+        t = time.monotonic()
+        with merged_lora(model, merge), torch.autocast("cpu", torch.bfloat16, enabled=bf16), torch.no_grad():
+            model.generate(
+                **enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=True,
+                temperature=0.9, pad_token_id=tokenizer.pad_token_id,
+            )  # fmt: skip
+        seconds = time.monotonic() - t
+        out.append(
+            {"mode": label, "batch": batch, "seconds": seconds, "tokens_per_s": batch * new_tokens / seconds}
+        )
+    return out
+
+
 def llama_speed(env: dict[str, str], parallel: int = 8, max_tokens: int = 256) -> dict | None:
     """The bundled GGUF through llama-server: `parallel` concurrent chat requests of `max_tokens`."""
     from concurrent.futures import ThreadPoolExecutor
@@ -247,6 +290,11 @@ def main() -> int:
             print(
                 f"  {r['dtype']:<9} batch {r['batch']:>2}: {r['seconds']:5.1f} s, {r['tokens_per_s']:6.1f} tokens/s"
             )
+    if only in ("", "generate", "lora"):
+        result["lora_generate"] = lora_generate_speed()
+        print("\nHF generate with a LoRA adapter (r 16, all linear), batch 8, 128 new tokens a sequence")
+        for r in result["lora_generate"]:
+            print(f"  {r['mode']:<14}: {r['seconds']:5.1f} s, {r['tokens_per_s']:6.1f} tokens/s")
     if only in ("", "llama"):
         ref = llama_speed(env)
         result["llama_server"] = ref

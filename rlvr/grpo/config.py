@@ -12,10 +12,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
-from ..config import LoraSettings, bf16_from_env, lora_from_env, profile_from_env, report_to_from_env
+from ..config import (
+    LoraSettings,
+    bf16_from_env,
+    lora_from_env,
+    profile_from_env,
+    report_to_from_env,
+    weights_dtype,
+)
 from ..envconf import ConfigError, Env
 from ..settings import base_model, default_run_name, run_root
 from ..verifier import VerifierConfig
+from .curriculum import check_spec
 from .rewards import SCORERS, RewardSettings
 
 ALGORITHMS = ("grpo", "rloo")
@@ -52,6 +60,9 @@ class GRPOTrainConfig:
     lora: LoraSettings
     bf16: bool
     gradient_checkpointing: bool
+    merge_lora_for_generation: (
+        bool  # rollouts with W + BA merged (float32 weights only; rlvr.grpo.generation)
+    )
     use_vllm: bool
     vllm_mode: str
     vllm_server_url: str | None
@@ -60,6 +71,7 @@ class GRPOTrainConfig:
     push_to_hub: bool
     hub_model_id: str | None
     few_shot: int
+    curriculum: str  # rlvr.grpo.curriculum: shuffle | easy_first | results:<eval run>
     data_on_error: str
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
 
@@ -106,6 +118,14 @@ class GRPOTrainConfig:
             )
         if e.bool("GRPO_PUSH_TO_HUB", False) and not e.str("GRPO_HUB_MODEL_ID", None):
             raise ConfigError("GRPO_PUSH_TO_HUB=1 needs GRPO_HUB_MODEL_ID=<user>/<repo>")
+        # merging into bf16 weights and back would round them at every step: float32 weights only
+        merge_ok = lora.enabled and not lora.load_in_4bit and weights_dtype(profile, bf16) == "float32"
+        merge = e.bool("GRPO_MERGE_LORA_FOR_GENERATION", merge_ok)
+        if merge and not merge_ok:
+            raise ConfigError(
+                "GRPO_MERGE_LORA_FOR_GENERATION=1 needs LoRA on float32 weights (the cpu profile, no 4-bit): "
+                "merging into bfloat16 weights and back rounds them at every step"
+            )
         verifier = VerifierConfig.from_env(e.env)
         return GRPOTrainConfig(
             profile=profile,
@@ -142,6 +162,7 @@ class GRPOTrainConfig:
             lora=lora,
             bf16=bf16,
             gradient_checkpointing=e.bool("GRPO_GRADIENT_CHECKPOINTING", gpu),
+            merge_lora_for_generation=merge,
             use_vllm=use_vllm,
             vllm_mode=e.choice("GRPO_VLLM_MODE", "colocate", ("colocate", "server")),
             vllm_server_url=e.str("GRPO_VLLM_SERVER_URL", None),
@@ -150,6 +171,7 @@ class GRPOTrainConfig:
             push_to_hub=e.bool("GRPO_PUSH_TO_HUB", False),
             hub_model_id=e.str("GRPO_HUB_MODEL_ID", None),
             few_shot=e.int("GRPO_FEW_SHOT", 0, minimum=0),
+            curriculum=check_spec(e.str("GRPO_CURRICULUM", "shuffle") or "shuffle"),
             data_on_error=e.choice("GRPO_DATA_ON_ERROR", "raise", ("raise", "skip")),
             verifier=verifier,
         )

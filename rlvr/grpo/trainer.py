@@ -14,6 +14,7 @@ from ..models import is_adapter_dir
 from ..prompts import build_messages, pick_few_shot, prompt_token_count
 from ..runlog import RunDir
 from ..training import TrainingJob, peft_config, shared_trainer_args
+from . import curriculum
 from .config import GRPOTrainConfig
 from .rewards import RewardContext, build_reward_functions
 
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
 
 
 def build_dataset(cfg: GRPOTrainConfig, tokenizer):
-    """The train split as a conversational dataset (prompt messages + problem_id), long prompts dropped."""
+    """The train split as a conversational dataset (prompt messages + problem_id) in curriculum order,
+    long prompts dropped."""
     from datasets import Dataset
 
     problems, report = load_problems(cfg.dataset, split="train", on_error=cfg.data_on_error)
@@ -32,7 +34,7 @@ def build_dataset(cfg: GRPOTrainConfig, tokenizer):
     if not problems:
         raise DataError(f"{cfg.dataset}: no problems in the train split")
     rows, too_long = [], 0
-    for p in problems:
+    for p in curriculum.order(problems, cfg.curriculum):
         messages = build_messages(p, pick_few_shot(problems, cfg.few_shot, exclude_id=p.id))
         if prompt_token_count(tokenizer, messages) > cfg.max_prompt_length:
             too_long += 1
@@ -64,6 +66,7 @@ def trainer_args(cfg: GRPOTrainConfig, run: RunDir):
         vllm_mode=cfg.vllm_mode,
         vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
         log_completions=False,  # we write completions.jsonl ourselves
+        shuffle_dataset=curriculum.shuffles(cfg.curriculum),
     )
     if cfg.vllm_server_url:
         common["vllm_server_base_url"] = cfg.vllm_server_url
@@ -82,9 +85,10 @@ def make_trainer_class(algorithm: str):
     from trl import GRPOTrainer, RLOOTrainer
 
     from .callbacks import TimingMixin
+    from .generation import MergedGenerationMixin
 
     base = RLOOTrainer if algorithm == "rloo" else GRPOTrainer
-    return type(f"Timed{base.__name__}", (TimingMixin, base), {})
+    return type(f"Timed{base.__name__}", (TimingMixin, MergedGenerationMixin, base), {})
 
 
 SFT_HINT = (
@@ -152,6 +156,7 @@ class GRPOJob(TrainingJob):
             callbacks=[files, SignalGuardCallback(run)],
         )
         note_parent_adapter(trainer.model, model_path)  # saved adapters record the chain
+        trainer.merge_lora_for_generation = cfg.merge_lora_for_generation
         return trainer
 
     def after_training(self, cfg: GRPOTrainConfig, trainer, stopped: bool) -> dict[str, Any]:
