@@ -151,9 +151,13 @@ def generate_speed(batches: tuple[int, ...] = (4, 8, 16), new_tokens: int = 128)
 
 
 def lora_generate_speed(batch: int = 8, new_tokens: int = 128) -> list[dict]:
-    """HF `generate` tokens/s of the bundled model with a fresh LoRA adapter (r 16, all linear layers,
-    as GRPO trains it): unmerged in float32 (how TRL generates by default), merged into the float32
-    weights, and merged under bf16 autocast (what rlvr.grpo.generation does on a CPU with fast bf16)."""
+    """HF `generate` tokens/s of the bundled model with a LoRA adapter (r 16, all linear layers, as GRPO
+    trains it): unmerged in float32 (how TRL generates by default); merged into the float32 weights
+    (what rlvr.grpo.generation does); merged under bf16 autocast (which casts every float32 weight at
+    every decoding step); and a plain bfloat16 copy of the merged model (what a separate rollout
+    model, synced each step as vLLM is, would cost). Each mode is warmed up before it is timed."""
+    import copy
+
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -172,20 +176,32 @@ def lora_generate_speed(batch: int = 8, new_tokens: int = 128) -> list[dict]:
         base, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
     )
     enc = tokenizer([render(tokenizer, build_messages(problem))] * batch, return_tensors="pt")
-    out = []
-    for label, merge, bf16 in (
-        ("unmerged fp32", False, False),
-        ("merged fp32", True, False),
-        ("merged bf16", True, True),
-    ):
+    bf16_copy = copy.deepcopy(model).merge_and_unload().to(torch.bfloat16)
+
+    def generate(target, tokens: int, merge: bool, autocast: bool) -> float:
         torch.manual_seed(0)
         t = time.monotonic()
-        with merged_lora(model, merge), torch.autocast("cpu", torch.bfloat16, enabled=bf16), torch.no_grad():
-            model.generate(
-                **enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=True,
+        with (
+            merged_lora(target, merge),
+            torch.autocast("cpu", torch.bfloat16, enabled=autocast),
+            torch.no_grad(),
+        ):
+            target.generate(
+                **enc, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=True,
                 temperature=0.9, pad_token_id=tokenizer.pad_token_id,
             )  # fmt: skip
-        seconds = time.monotonic() - t
+        return time.monotonic() - t
+
+    modes = (
+        ("unmerged fp32", model, False, False),
+        ("merged fp32", model, True, False),
+        ("merged, bf16 autocast", model, True, True),
+        ("bf16 copy, merged", bf16_copy, False, False),
+    )
+    out = []
+    for label, target, merge, autocast in modes:
+        generate(target, 8, merge, autocast)  # warm-up: a mode's first call pays one-time costs
+        seconds = generate(target, new_tokens, merge, autocast)
         out.append(
             {"mode": label, "batch": batch, "seconds": seconds, "tokens_per_s": batch * new_tokens / seconds}
         )
@@ -294,7 +310,7 @@ def main() -> int:
         result["lora_generate"] = lora_generate_speed()
         print("\nHF generate with a LoRA adapter (r 16, all linear), batch 8, 128 new tokens a sequence")
         for r in result["lora_generate"]:
-            print(f"  {r['mode']:<14}: {r['seconds']:5.1f} s, {r['tokens_per_s']:6.1f} tokens/s")
+            print(f"  {r['mode']:<22}: {r['seconds']:5.1f} s, {r['tokens_per_s']:6.1f} tokens/s")
     if only in ("", "llama"):
         ref = llama_speed(env)
         result["llama_server"] = ref
