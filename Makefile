@@ -43,6 +43,9 @@ rlvr-train: ## GRPO in the background (FOREGROUND=1 attached; GRPO_MONITOR=0 wit
 stop: ## stop the running training (checkpoint first) and the monitors it started
 	@$(PY) -m rlvr.launch stop
 
+status: ## every run (GRPO, SFT, pipeline, eval) with its real state (running / died / stalled / finished ...), step, reward and age
+	@$(PY) -m rlvr.status $(if $(all),--all)
+
 pipeline: ## SFT -> GRPO -> eval before/after -> learning report, in the background (FOREGROUND=1 attached; PIPELINE_RESUME=latest continues)
 	@scripts/bootstrap.sh core
 	@$(PY) -m rlvr.launch start pipeline

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -11,9 +13,10 @@ from fastapi.responses import JSONResponse, Response
 
 from dashboard.completions_index import STAGES, CompletionsIndex
 from dashboard.registry import FILES, Registry, registry, runs_payload
-from dashboard.runs import UnsafeRunName, read_run_json, safe_file
+from dashboard.runs import UnsafeRunName, read_run_json, safe_file, shown_status
 from dashboard.series import DEFAULT_POINTS, SeriesStore
 from dashboard.tail import JsonlTail, clean_value
+from rlvr.liveness import run_state
 
 SSE_MAX_BYTES = 4 << 20  # the most a tail request or a stream event reads at once
 
@@ -33,9 +36,15 @@ def pipeline_payload(pipeline_dir: str) -> dict[str, Any]:
     except (OSError, ValueError):
         return {"pipeline": None}
     phases = [{k: p.get(k) for k in ("name", "status", "runs", "seconds")} for p in state.get("phases", [])]
+    status = state.get("status")
+    if status == "running":  # the pipeline's log is its heartbeat: each phase streams into it
+        log = os.path.join(pipeline_dir, "latest", "pipeline.log")
+        with contextlib.suppress(OSError):
+            status = run_state(state, time.time() - max(os.stat(log).st_mtime, os.stat(path).st_mtime))
     return {
         "pipeline": state.get("name"),
-        "status": state.get("status"),
+        "status": status,
+        "recorded_status": state.get("status"),
         "current": state.get("current"),
         "phases": phases,
         "report": os.path.join(os.path.abspath(pipeline_dir), str(state.get("name")), "report.html"),
@@ -64,6 +73,9 @@ def run_info(kind: str, run: str, reg: Annotated[Registry, Depends(registry)]) -
     """The run's ``run.json`` plus file health (sizes, corrupt line counts)."""
     name, data = reg.get(kind, run)
     meta = clean_value(read_run_json(data.path))
+    if meta:
+        meta["recorded_status"] = meta.get("status")
+        meta["status"] = shown_status(data.path, meta)  # died / stalled instead of a stale "running"
     files = {}
     for key, store in (("metrics", data.metrics), ("batch", data.batch)):
         if store.ensure_loading():

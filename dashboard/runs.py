@@ -13,9 +13,13 @@ import contextlib
 import json
 import os
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+
+from rlvr.liveness import run_state
+from rlvr.runlog import last_records
 
 RUN_FILES = ("run.json", "metrics.jsonl", "batch_metrics.jsonl", "completions.jsonl")
 LATEST = "latest"
@@ -121,12 +125,13 @@ class RunInfo:
     """Summary of one run for the run pickers."""
 
     name: str
-    status: str | None
+    status: str | None  # what to show: the recorded status, or died / stalled for a run that lies
     kind: str | None
     started_at: str | None
     finished_at: str | None
     model: str | None
     mtime: float
+    recorded_status: str | None = None  # run.json's own status
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -138,6 +143,7 @@ class RunInfo:
             "finished_at": self.finished_at,
             "model": self.model,
             "mtime": self.mtime,
+            "recorded_status": self.recorded_status,
         }
 
 
@@ -152,6 +158,24 @@ def _run_mtime(path: str) -> float:
         except OSError:
             best = 0.0
     return best
+
+
+def recent_step_times(run_dir: str) -> list[float]:
+    """The step_time values of the last lines of the run's metrics.jsonl (what a step takes)."""
+    try:
+        records = last_records(safe_file(run_dir, "metrics.jsonl"))
+    except UnsafeRunName:
+        return []
+    return [float(r["step_time"]) for r in records if isinstance(r.get("step_time"), int | float)]
+
+
+def shown_status(run_dir: str, meta: dict[str, Any], now: float | None = None) -> str:
+    """The status to show for a run (rlvr.liveness.run_state): a run recorded as running whose process
+    is gone is `died`, one that stopped writing is `stalled`."""
+    if meta.get("status") != "running":
+        return run_state(meta, None)
+    idle = (time.time() if now is None else now) - _run_mtime(run_dir)
+    return run_state(meta, idle, recent_step_times(run_dir))
 
 
 def list_runs(runs_dir: str) -> list[RunInfo]:
@@ -179,7 +203,8 @@ def list_runs(runs_dir: str) -> list[RunInfo]:
         out.append(
             RunInfo(
                 name=name,
-                status=_s("status"),
+                status=shown_status(path, meta) if meta else None,
+                recorded_status=_s("status"),
                 kind=_s("kind"),
                 started_at=_s("started_at"),
                 finished_at=_s("finished_at"),

@@ -27,6 +27,7 @@ from typing import Any
 from rlvr.completions import apply_stop_tokens
 from rlvr.data import DataError, LoadReport, load_problems, multipl_e_file
 from rlvr.envconf import ConfigError
+from rlvr.liveness import process_identity
 from rlvr.models import ModelLoadError
 from rlvr.problems import Problem
 from rlvr.prompts import SYSTEM_PROMPT, build_messages
@@ -218,6 +219,7 @@ class Evaluation:
             "run": self.run.path.name,
             "started": self.started,
             "finished": now_iso() if status != "running" else None,
+            "process": process_identity(),  # rlvr.liveness: a killed evaluation shows as died
             "settings": self.cfg.to_dict(),
             "system_prompt": SYSTEM_PROMPT,
             "model": self.backend.describe(),

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .envconf import ConfigError, Env
+from .liveness import pid_alive
 from .runlog import RunDir, RunDirError
 from .settings import RUN_ROOTS, base_model, dashboard_address, default_run_name, run_root, tensorboard_port
 
@@ -59,25 +60,12 @@ def _default_model(kind: Kind, e: Env) -> str:
     return base_model(e, gpu=profile == "cuda")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours counts as gone
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def _read_pid(path: Path) -> int | None:
     try:
         pid = int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    return pid if _alive(pid) else None
+    return pid if pid_alive(pid) else None
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -208,9 +196,9 @@ def stop(env: dict[str, str]) -> int:
             print(f"stopping {kind} pid {pid} ({pid_file.read_text().split()[-1]}): checkpoint, then exit")
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while _alive(pid) and time.monotonic() < deadline:
+            while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.5)
-            if _alive(pid):
+            if pid_alive(pid):
                 print(f"still running after {timeout:.0f} s: SIGKILL")
                 os.killpg(pid, signal.SIGKILL)
             stopped = True

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .envconf import ConfigError, Env
+from .liveness import process_identity, process_state, recorded_identity
 from .runlog import RUN_NAME, clean, now_iso
 from .settings import base_model, default_run_name, run_root
 
@@ -149,6 +150,7 @@ class PipelineState:
                 "started_at": now_iso(),
                 "finished_at": None,
                 "pid": os.getpid(),
+                "process": process_identity(),
                 "config": cfg.to_dict(),
                 "settings": settings,
                 "resumes": [],
@@ -476,7 +478,7 @@ def open_pipeline(cfg: PipelineConfig, env: Mapping[str, str]) -> tuple[Pipeline
         cfg = PipelineConfig.from_env(env, model=settings["sft"]["model"])
         return cfg, PipelineState.create(cfg, settings)
     state = PipelineState.load(Path(cfg.output_dir), cfg.resume)
-    if state.data.get("status") == "running" and _alive(state.data.get("pid")):
+    if state.data.get("status") == "running" and _alive(state.data):
         raise PipelineError(f"{state.dir} is running (pid {state.data['pid']}); `make stop` first")
     # a setting added since the pipeline was made takes its value from this environment
     fields = {**asdict(cfg), **state.data["config"]}
@@ -485,16 +487,15 @@ def open_pipeline(cfg: PipelineConfig, env: Mapping[str, str]) -> tuple[Pipeline
         if record["status"] in ("running", "stopped", "failed"):
             record["status"] = "pending"  # to do again (training phases resume from their checkpoint)
     state.data["resumes"].append({"at": now_iso(), "pid": os.getpid()})
-    state.update(status="running", pid=os.getpid(), finished_at=None)
+    state.update(status="running", pid=os.getpid(), process=process_identity(), finished_at=None)
     print(f"[pipeline] resuming {state.dir}", flush=True)
     return PipelineConfig(**{**asdict(recorded), "resume": cfg.resume}), state
 
 
-def _alive(pid: Any) -> bool:
-    """Another live process with this pid (the launcher's test, which also counts a zombie as gone)."""
-    from .launch import _alive as process_alive
-
-    return isinstance(pid, int) and pid != os.getpid() and process_alive(pid)
+def _alive(record: dict[str, Any]) -> bool:
+    """The process that recorded itself in pipeline.json is another live process (not a reused pid)."""
+    identity = recorded_identity(record)
+    return identity is not None and identity["pid"] != os.getpid() and process_state(identity) == "alive"
 
 
 def main(env: dict[str, str] | None = None) -> int:

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .liveness import process_identity
+
 RUN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -77,6 +79,29 @@ class JsonlFile:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def last_records(path: str | Path, tail_bytes: int = 65536) -> list[dict]:
+    """The JSON objects on the last lines of a JSONL file (within its last `tail_bytes`); a line cut by
+    the window or torn by a crash is skipped. [] when the file is missing."""
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            fh.seek(max(0, size - tail_bytes))
+            lines = fh.read().splitlines()
+    except OSError:
+        return []
+    if size > tail_bytes:
+        lines = lines[1:]  # begins mid-line
+    out = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out
 
 
 def repair_torn_tail(path: Path) -> int:
@@ -197,6 +222,7 @@ class RunDir:
                 "started_at": now_iso(),
                 "finished_at": None,
                 "pid": os.getpid(),
+                "process": process_identity(),  # rlvr.liveness: readers tell a dead run from a live one
                 **fields,
                 "resumes": [],
             }
@@ -209,7 +235,7 @@ class RunDir:
         from_step = int(checkpoint.name.split("-")[-1]) if checkpoint else 0
         info = self.read_info()
         info.setdefault("resumes", []).append({"at": now_iso(), "from_step": from_step, "pid": os.getpid()})
-        info.update(status="running", pid=os.getpid(), finished_at=None)
+        info.update(status="running", pid=os.getpid(), process=process_identity(), finished_at=None)
         self.write_info(info)
         self.write("metrics.jsonl", {"event": "resume", "step": from_step, "time": time.time()})
         print(f"resuming {self.path} from {checkpoint or 'the start (no checkpoint yet)'}", flush=True)

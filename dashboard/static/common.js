@@ -424,7 +424,9 @@ export function fillRunPicker(select, runs, latest, current, follow) {
 
 export function statusBadge(status) {
   const s = status || "unknown";
-  return el("span", { class: `badge ${["running", "finished", "failed", "stopped"].includes(s) ? s : "unknown"}` }, s);
+  const known = ["running", "finished", "failed", "stopped", "died", "stalled"];
+  const title = { died: "recorded as running, but its process is gone", stalled: "recorded as running, but nothing written for much longer than a step takes" }[s];
+  return el("span", { class: `badge ${known.includes(s) ? s : "unknown"}`, title: title || "" }, s);
 }
 
 export function getParam(name) { return new URLSearchParams(location.search).get(name); }
@@ -476,8 +478,8 @@ export class LiveStream {
       setLive("retry", "reconnecting…");
       if (this.failures >= 4 && !this.stopped) { es.close(); this.es = null; this.startPolling(); }
     };
-    es.addEventListener("hello", (e) => { setLive("on", "live"); this.onRuns(JSON.parse(e.data), true); });
-    es.addEventListener("runs", (e) => this.onRuns(JSON.parse(e.data), false));
+    es.addEventListener("hello", (e) => { const d = JSON.parse(e.data); this.showLive(d); this.onRuns(d, true); });
+    es.addEventListener("runs", (e) => { const d = JSON.parse(e.data); this.showLive(d); this.onRuns(d, false); });
     es.addEventListener("reset", (e) => {
       const d = JSON.parse(e.data);
       this.positions[`${d.run}/${d.file}`] = [0, 0];
@@ -488,6 +490,15 @@ export class LiveStream {
       this.positions[`${d.run}/${d.file}`] = [d.ino || 0, d.end];
       this.onLines(d);
     });
+  }
+  /** "live" only while a followed run's process is really writing; else what the run is. */
+  showLive(payload) {
+    const runs = (payload && payload.runs) || [];
+    const resolved = payload.resolved || {};
+    const names = this.runs.map((r) => resolved[r] || (r === "latest" || r === "" ? payload.latest : r));
+    const followed = runs.filter((r) => names.includes(r.name));
+    if (!followed.length || followed.some((r) => r.status === "running")) setLive("on", "live");
+    else setLive("idle", `connected · run ${followed.map((r) => r.status || "unknown").join(", ")}`);
   }
   startPolling() {
     setLive("poll", "polling");

@@ -329,3 +329,52 @@ def test_the_pages_get_the_stages_from_the_verifier(client: TestClient) -> None:
     assert f"export const STAGE_LABELS = {json.dumps(STAGE_LABELS)};" in lines
     common = client.get("/static/common.js").text  # the static files are still served beside it
     assert 'from "./stages.js"' in common and "export const STAGES = [" not in common
+
+
+def killed_identity() -> dict:
+    import subprocess
+    import sys
+
+    from rlvr.liveness import process_identity
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    identity = process_identity(proc.pid)
+    proc.kill()
+    proc.wait()
+    return identity
+
+
+def test_a_run_whose_process_died_is_shown_as_died(client: TestClient, dirs, make_run) -> None:
+    make_run(dirs[0], "dead", {"process": killed_identity()})
+    listed = client.get("/api/grpo/runs").json()["runs"][0]
+    assert (listed["status"], listed["recorded_status"]) == ("died", "running")
+    meta = client.get("/api/grpo/runs/dead").json()["meta"]
+    assert (meta["status"], meta["recorded_status"]) == ("died", "running")
+
+
+def test_a_run_that_stopped_writing_is_shown_as_stalled(
+    client: TestClient, dirs, make_run, write_lines
+) -> None:
+    from rlvr.liveness import process_identity
+
+    run = make_run(dirs[0], "quiet", {"process": process_identity()})  # this process: alive
+    write_lines(run / "metrics.jsonl", [metric(1, step_time=60.0)])
+    assert client.get("/api/grpo/runs/quiet").json()["meta"]["status"] == "running"
+    old = 1_000_000_000  # 2001: long before any threshold
+    for name in ("run.json", "metrics.jsonl"):
+        os.utime(run / name, (old, old))
+    assert client.get("/api/grpo/runs/quiet").json()["meta"]["status"] == "stalled"
+
+
+def test_a_pipeline_whose_process_died_is_shown_as_died(client: TestClient, tmp_path) -> None:
+    pipe = tmp_path / "pipeline_runs" / "p1"
+    pipe.mkdir(parents=True)
+    (pipe / "pipeline.json").write_text(
+        json.dumps(
+            {"name": "p1", "status": "running", "current": "sft", "process": killed_identity(), "phases": []}
+        )
+    )
+    (pipe / "pipeline.log").write_text("[pipeline] phase sft (1/6) started\n")
+    (tmp_path / "pipeline_runs" / "latest").symlink_to("p1")
+    body = client.get("/api/pipeline").json()
+    assert (body["status"], body["recorded_status"]) == ("died", "running")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rlvr.launch import _alive
+from rlvr.liveness import pid_alive
 
 from .conftest import REPO, sft_env, write_problems
 
@@ -49,7 +49,7 @@ def finished_run(tiny_model, tmp_path_factory):
     started = launch(env, "start", "sft")
     assert started.returncode == 0, started.stderr
     pid = int((runs / ".train.pid").read_text().split()[0])
-    assert wait_for(lambda: not _alive(pid)), "the SFT run did not finish"
+    assert wait_for(lambda: not pid_alive(pid)), "the SFT run did not finish"
     return runs / "run", started
 
 

@@ -65,6 +65,7 @@ def train_env(model: Path, problems: Path, out: Path, **extra: str) -> dict[str,
         # `launch stop` stops every kind it finds: keep it away from a real pipeline in the repo
         SFT_OUTPUT_DIR=str(out / "_sft_runs"),
         PIPELINE_OUTPUT_DIR=str(out / "_pipeline_runs"),
+        EVAL_OUTPUT_DIR=str(out / "_eval_runs"),
         GRPO_RUN_NAME="run",
         GRPO_MAX_STEPS="2",
         GRPO_NUM_GENERATIONS="2",

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from rlvr.launch import _alive
+from rlvr.liveness import pid_alive
 from rlvr.runlog import JsonlFile, repair_torn_tail
 
 from .conftest import REPO, train_env
@@ -50,10 +50,11 @@ def test_kill_and_resume_loses_no_metric_line_and_no_checkpoint(tiny_model, prob
     ckpt = runs / "run" / "checkpoints" / "checkpoint-2" / "trainer_state.json"
     assert wait_for(ckpt.exists), (runs / "run" / "training.log").read_text()[-3000:]
     os.killpg(pid, signal.SIGKILL)
-    assert wait_for(lambda: not _alive(pid), 30)
+    assert wait_for(lambda: not pid_alive(pid), 30)
     before = (runs / "run" / "metrics.jsonl").read_bytes()
     checkpoints_before = sorted(p.name for p in (runs / "run" / "checkpoints").glob("checkpoint-*"))
     assert json.loads((runs / "run" / "run.json").read_text())["status"] == "running"  # killed, never updated
+    assert run_states(env) == {("grpo", "run"): "died"}  # make status does not believe it
 
     resumed = launch({**env, "GRPO_RESUME": "latest", "FOREGROUND": "1"}, "start", "grpo")
     assert resumed.returncode == 0, resumed.stdout[-3000:]
@@ -68,6 +69,21 @@ def test_kill_and_resume_loses_no_metric_line_and_no_checkpoint(tiny_model, prob
     assert info["status"] == "finished"
     assert [r["from_step"] for r in info["resumes"]] == [marker[0]["step"]]
     assert not (runs / ".train.pid").exists()
+    assert run_states(env) == {("grpo", "run"): "finished"}
+
+
+def run_states(env: dict[str, str]) -> dict[tuple[str, str], str]:
+    """`python -m rlvr.status --json` (what `make status` runs): (kind, run) -> state."""
+    out = subprocess.run(
+        [sys.executable, "-m", "rlvr.status", "--json"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    return {(r["kind"], r["name"]): r["state"] for r in rows}
 
 
 def test_a_new_run_never_appends_to_an_existing_one(tiny_model, problems_file, tmp_path):
