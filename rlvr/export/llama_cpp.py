@@ -132,8 +132,18 @@ def unpack_vendored(sdist: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def cmake_args(native: bool) -> list[str]:
-    """Configure flags: CPU build, static, no network at build time (no curl/OpenSSL/prebuilt web UI)."""
+# Build variants, most to least specific to this CPU; the self-test moves down the list on a CPU fault.
+VARIANTS = ("native", "native-no-amx", "portable")
+NO_AMX = ("-DGGML_AMX_TILE=OFF", "-DGGML_AMX_INT8=OFF", "-DGGML_AMX_BF16=OFF")
+
+
+def cmake_args(variant: str) -> list[str]:
+    """Configure flags: CPU build, static, no network at build time (no curl/OpenSSL/prebuilt web UI);
+    `variant` (VARIANTS) picks the kernels: all this CPU has, all but AMX, or a portable baseline."""
+    if variant not in VARIANTS:
+        raise LlamaCppError(
+            f"unknown llama.cpp build variant {variant!r}; expected one of {', '.join(VARIANTS)}"
+        )
     args = [
         "-DCMAKE_BUILD_TYPE=Release",
         "-DLLAMA_CURL=OFF",
@@ -143,11 +153,22 @@ def cmake_args(native: bool) -> list[str]:
         "-DLLAMA_BUILD_TESTS=OFF",
         "-DLLAMA_BUILD_EXAMPLES=OFF",
         "-DBUILD_SHARED_LIBS=OFF",
-        f"-DGGML_NATIVE={'ON' if native else 'OFF'}",
+        f"-DGGML_NATIVE={'OFF' if variant == 'portable' else 'ON'}",
     ]
+    if variant == "native-no-amx":
+        args += NO_AMX
     if shutil.which("ninja"):
         args += ["-G", "Ninja"]
     return args
+
+
+def built_variant(version: str | None = None) -> str:
+    """The variant of the build in the cache (builds from before variants: native or portable)."""
+    try:
+        stamp = json.loads((home(version) / STAMP).read_text())
+    except (OSError, ValueError):
+        return "external" if os.environ.get("LLAMA_CPP_DIR") else "native"
+    return stamp.get("variant") or ("native" if stamp.get("native", True) else "portable")
 
 
 def check_build_tools() -> None:
@@ -178,8 +199,11 @@ def run_logged(cmd: list[str], log: Path, cwd: Path | None = None) -> None:
         raise LlamaCppError(f"`{' '.join(cmd)}` failed (status {code}); log {log}:\n{tail}")
 
 
-def build(version: str | None = None, jobs: int | None = None, native: bool = True) -> Path:
-    """Download, unpack and build llama.cpp unless already built; return the build's bin/ directory."""
+def build(
+    version: str | None = None, jobs: int | None = None, variant: str = "native", rebuild: bool = False
+) -> Path:
+    """Download, unpack and build llama.cpp unless already built (`rebuild`: build again as `variant`);
+    return the build's bin/ directory."""
     version = version or version_from_env()
     if os.environ.get("LLAMA_CPP_DIR"):
         if not is_built(version):
@@ -189,9 +213,10 @@ def build(version: str | None = None, jobs: int | None = None, native: bool = Tr
     h.mkdir(parents=True, exist_ok=True)
     with open(h / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second `make llama-cpp` waits, then finds it built
-        if is_built(version):
+        if is_built(version) and not rebuild:
             print(f"llama.cpp {version}: already built in {build_dir(version) / 'bin'}", flush=True)
             return build_dir(version) / "bin"
+        (h / STAMP).unlink(missing_ok=True)  # written last: a killed build is never taken for a whole one
         check_build_tools()
         started = time.monotonic()
         src = source_dir(version)
@@ -200,12 +225,18 @@ def build(version: str | None = None, jobs: int | None = None, native: bool = Tr
                 unpack_vendored(download_sdist(version, Path(tmp)), src)
         log = h / "build.log"
         jobs = jobs or os.cpu_count() or 2
-        print(f"llama.cpp {version}: building {' '.join(TARGETS)} with {jobs} jobs (log: {log})", flush=True)
-        run_logged(["cmake", "-S", str(src), "-B", str(build_dir(version)), *cmake_args(native)], log)
+        print(
+            f"llama.cpp {version}: building {' '.join(TARGETS)} ({variant}) with {jobs} jobs (log: {log})",
+            flush=True,
+        )
+        run_logged(["cmake", "-S", str(src), "-B", str(build_dir(version)), *cmake_args(variant)], log)
         run_logged(["cmake", "--build", str(build_dir(version)), "--target", *TARGETS, "-j", str(jobs)], log)
         ensure_converter_deps()
         seconds = time.monotonic() - started
-        stamp = {"version": version, "targets": TARGETS, "native": native, "build_seconds": round(seconds)}
+        stamp = {
+            "version": version, "targets": TARGETS, "variant": variant, "native": variant != "portable",
+            "build_seconds": round(seconds),
+        }  # fmt: skip
         (h / STAMP).write_text(json.dumps(stamp, indent=2) + "\n")
         print(
             f"llama.cpp {version}: built in {seconds / 60:.1f} min -> {build_dir(version) / 'bin'}",
@@ -214,12 +245,51 @@ def build(version: str | None = None, jobs: int | None = None, native: bool = Tr
     return build_dir(version) / "bin"
 
 
+def ensure_working(version: str | None = None, jobs: int | None = None, variant: str = "native") -> Path:
+    """Build (once) and self-test on this CPU (once per CPU kind): a build that faults here is rebuilt
+    as the next variant until one works (rlvr.export.llama_selftest). Returns the bin/ directory."""
+    from . import llama_selftest
+
+    version = version or version_from_env()
+    bin_dir = build(version, jobs, variant)
+    current = built_variant(version)
+    h = home(version)
+    if llama_selftest.passed_here(h, current):
+        return bin_dir
+    threads = os.cpu_count() or 2
+    while True:
+        print(
+            f"llama.cpp {version}: self-test of the {current} build on this CPU (Q4_K_M, llama-server)",
+            flush=True,
+        )
+        result = llama_selftest.run_selftest(bin_dir, h / "selftest", current, threads)
+        llama_selftest.record(h, result)
+        if result.ok:
+            print(f"llama.cpp {version}: self-test passed ({result.detail}, {result.seconds} s)", flush=True)
+            return bin_dir
+        later = VARIANTS[VARIANTS.index(current) + 1 :] if current in VARIANTS else ()
+        if not result.fault or not later or os.environ.get("LLAMA_CPP_DIR"):
+            raise LlamaCppError(
+                f"llama.cpp's {current} build does not work on this CPU ({result.cpu}): {result.detail}"
+                + ("" if result.fault else "; this is not a CPU fault, so no other build variant is tried")
+            )
+        print(
+            f"llama.cpp {version}: the {current} build faults on this CPU ({result.detail}); "
+            f"rebuilding as {later[0]}",
+            flush=True,
+        )
+        current = later[0]
+        bin_dir = build(version, jobs, current, rebuild=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rlvr.export.llama_cpp", description=__doc__.split("\n")[0]
     )
     sub = parser.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build", help="download and build llama.cpp once (cached)")
+    b = sub.add_parser(
+        "build", help="download and build llama.cpp once (cached), then self-test it on this CPU"
+    )
     b.add_argument("--jobs", type=int, default=None, help="parallel compile jobs (default: all cores)")
     b.add_argument(
         "--no-native", action="store_true",
@@ -231,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "build":
             native = not args.no_native and Env(os.environ).bool("LLAMA_CPP_NATIVE", True)
-            bin_dir = build(jobs=args.jobs, native=native)
+            bin_dir = ensure_working(jobs=args.jobs, variant="native" if native else "portable")
             for t in TARGETS:
                 print(f"  {bin_dir / t}")
             print(f"  {convert_script()}")

@@ -66,6 +66,24 @@ def test_build_is_cached(built):
         assert os.access(built / name, os.X_OK)
 
 
+def test_the_build_passed_its_self_test_on_this_cpu_with_a_real_q4_k_m_model(built):
+    """The self-test reaches the quantized matmul kernels a tiny model never does: the bundled 135M model
+    requantized to Q4_K_M, served by the built llama-server, generating."""
+    from gguf import GGMLQuantizationType, GGUFReader
+
+    from rlvr.export import llama_selftest
+
+    home = llama_cpp.home()
+    entry = llama_selftest.read_results(home)[llama_selftest.cpu_signature()]
+    assert entry["ok"] is True and entry["detail"] == "generated 8 tokens"
+    assert entry["variant"] == llama_cpp.built_variant()
+    model = home / "selftest" / "SmolLM2-135M-Instruct.Q4_K_M.gguf"
+    types = {t.tensor_type for t in GGUFReader(model).tensors}
+    assert GGMLQuantizationType.Q4_K in types
+    ok, detail, fault = llama_selftest.serve_and_generate(built, model, threads=os.cpu_count() or 2)
+    assert (ok, detail, fault) == (True, "generated 8 tokens", False)
+
+
 def test_gguf_files_read_back_with_their_types_and_metadata(exported):
     from gguf import GGMLQuantizationType, GGUFReader
 
