@@ -8,6 +8,7 @@ NaN and infinities are written as null; only the main process (rank 0) writes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
@@ -71,9 +72,15 @@ class JsonlFile:
             json.dumps(clean(r), ensure_ascii=False, allow_nan=False) + "\n" for r in records
         ).encode()
         view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        before = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        except OSError as e:  # a disk that filled up mid-write: take back the partial line
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, before)
+            raise OSError(e.errno, f"{e.strerror} while appending {len(records)} line(s) to {self.path}") from e
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -231,7 +238,7 @@ class RunDir:
     def mark_resumed(self) -> Path | None:
         """An explicit resume: record it in run.json and as a `resume` event line in metrics.jsonl;
         return the checkpoint to continue from (None: no checkpoint yet, start over in place)."""
-        checkpoint = latest_checkpoint(self.checkpoints)
+        checkpoint = latest_checkpoint(self.checkpoints, report=True)
         from_step = int(checkpoint.name.split("-")[-1]) if checkpoint else 0
         info = self.read_info()
         info.setdefault("resumes", []).append({"at": now_iso(), "from_step": from_step, "pid": os.getpid()})
@@ -258,13 +265,36 @@ class RunDir:
         self._files.clear()
 
 
-def latest_checkpoint(checkpoints: Path) -> Path | None:
-    """The checkpoint-N directory with the largest N that has its trainer state written."""
+def checkpoint_problem(checkpoint: Path) -> str | None:
+    """Why `checkpoint` cannot be resumed from (None: it is whole). The trainer writes
+    trainer_state.json last, so a checkpoint torn by a kill lacks it or holds a cut one."""
+    state = checkpoint / "trainer_state.json"
+    try:
+        data = json.loads(state.read_text())
+    except FileNotFoundError:
+        return "no trainer_state.json (the save was cut)"
+    except (OSError, ValueError):
+        return "trainer_state.json is cut or unreadable"
+    step = checkpoint.name.rpartition("-")[2]
+    if not isinstance(data, dict) or str(data.get("global_step")) != step:
+        return f"trainer_state.json is for step {data.get('global_step') if isinstance(data, dict) else '?'}"
+    return None
+
+
+def latest_checkpoint(checkpoints: Path, report: bool = False) -> Path | None:
+    """The checkpoint-N directory with the largest N that is whole (checkpoint_problem); with `report`,
+    each torn one newer than it is named on stdout, so a resume says what it skipped."""
     if not checkpoints.exists():
         return None
     found = []
     for d in checkpoints.glob("checkpoint-*"):
         m = re.match(r"checkpoint-(\d+)$", d.name)
-        if m and (d / "trainer_state.json").exists():
+        if m:
             found.append((int(m.group(1)), d))
-    return max(found)[1] if found else None
+    for _, d in sorted(found, reverse=True):
+        problem = checkpoint_problem(d)
+        if problem is None:
+            return d
+        if report:
+            print(f"skipping {d}: {problem}", flush=True)
+    return None

@@ -10,6 +10,7 @@ alike, the LoRA config and the package versions recorded in run.json live here t
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sys
@@ -187,8 +188,30 @@ def _train(job: TrainingJob, cfg: TrainConfig, run: RunDir, model_path: str, tok
         print(job.saved_message(cfg, status, final), flush=True)
         return 0
     except BaseException as e:
-        run.update_info(status="failed", finished_at=now_iso(), error=f"{type(e).__name__}: {e}")
         traceback.print_exc()
+        if disk_full(e):
+            print(
+                f"error: no space left on the device that holds {run.path} ({e}). Every line already "
+                f"written is intact; free some space, then continue with {job.kind.upper()}_RESUME={run.path}",
+                file=sys.stderr,
+                flush=True,
+            )
+        try:
+            run.update_info(status="failed", finished_at=now_iso(), error=f"{type(e).__name__}: {e}")
+        except OSError as write_error:  # the disk is still full: readers will show the run as died
+            print(f"could not record the failure in {run.path / 'run.json'}: {write_error}", file=sys.stderr)
         return 1
     finally:
         run.close()
+
+
+def disk_full(error: BaseException | None) -> bool:
+    """Whether `error` (or one it was raised from) is ENOSPC; torch.save reports it inside a RuntimeError."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(error):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
