@@ -47,6 +47,7 @@ FLAGS: dict[str, str] = {
     "extra_body": "EVAL_EXTRA_BODY",
     "output_dir": "EVAL_OUTPUT_DIR",
     "run_name": "EVAL_RUN_NAME",
+    "resume": "EVAL_RESUME",
 }
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -78,6 +79,7 @@ class EvalConfig:
     extra_body: dict[str, Any]  # server backend: extra JSON fields for every request (top_k, min_p, ...)
     output_dir: str
     run_name: str | None
+    resume: str | None = None  # an interrupted run to continue (eval/resume.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -149,6 +151,7 @@ def _parse(e: Env, explicit_k: bool) -> EvalConfig:
         extra_body=_json_object(e.str("EVAL_EXTRA_BODY", None)),
         output_dir=run_root("eval", e),
         run_name=run_name,
+        resume=e.str("EVAL_RESUME", None),
     )
 
 

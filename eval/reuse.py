@@ -25,7 +25,7 @@ from .config import EvalConfig
 
 REPO = Path(__file__).resolve().parent.parent
 # settings that name where a run is written, not what it measures
-PLACE_SETTINGS = ("output_dir", "run_name")
+PLACE_SETTINGS = ("output_dir", "run_name", "resume")
 
 
 def problems_digest(problems: Iterable[Problem]) -> str:

@@ -34,12 +34,14 @@ from rlvr.prompts import SYSTEM_PROMPT, build_messages
 from rlvr.runlog import clean, git_commit, now_iso
 from rlvr.verifier import OCamlNotFound, Verifier, VerifierConfig, error_class
 
+from . import resume
 from .backends import Backend, Generation, make_backend
 from .backends.server import ServerError
 from .config import FLAGS, EvalConfig
 from .metrics import summarize
 from .outputs import EvalRunDir, LoadedRun, model_tag
 from .report import render_report
+from .resume import Resumed
 from .reuse import problems_digest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -139,6 +141,7 @@ class Evaluation:
         backend: Backend,
         run: EvalRunDir,
         timing: dict[str, float],
+        resumed: Resumed | None = None,
     ):
         self.cfg = cfg
         self.problems = problems
@@ -148,10 +151,14 @@ class Evaluation:
         self.verifier = verifier
         self.backend = backend
         self.run = run
-        self.rows: list[dict[str, Any]] = []
-        self.problems_done = 0
-        self.timing = {**timing, "generate_s": 0.0, "score_s": 0.0}
-        self.started = now_iso()
+        self.rows: list[dict[str, Any]] = list(resumed.rows) if resumed else []
+        self.done = resumed.done if resumed else frozenset()
+        self.problems_done = len(self.done)
+        self.timing = {**timing, "generate_s": 0.0, "score_s": 0.0}  # this attempt's
+        self.started = (resumed.summary.get("started") if resumed else None) or now_iso()
+        self.resumes = list(resumed.summary.get("resumes") or []) if resumed else []
+        if resumed:
+            self.resumes.append({"at": now_iso(), "problems_kept": len(self.done)})
         self.t0 = time.monotonic()
         self.meta = problem_records(problems, invalid)
         self.static = {"versions": versions(), "git_commit": git_commit(REPO)}
@@ -165,6 +172,8 @@ class Evaluation:
             try:
                 for start in range(0, len(self.valid), size):
                     chunk = self.valid[start : start + size]
+                    if all(p.id in self.done for p in chunk):
+                        continue  # written whole before the run was interrupted (--resume)
                     t = time.monotonic()
                     generations = self.backend.generate(
                         [build_messages(p) for p in chunk],
@@ -219,6 +228,7 @@ class Evaluation:
             "run": self.run.path.name,
             "started": self.started,
             "finished": now_iso() if status != "running" else None,
+            "resumes": self.resumes,
             "process": process_identity(),  # rlvr.liveness: a killed evaluation shows as died
             "settings": self.cfg.to_dict(),
             "system_prompt": SYSTEM_PROMPT,
@@ -317,6 +327,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "extra_body": 'server backend: JSON merged into every request, e.g. \'{"top_k": 0, "min_p": 0}\'',
         "output_dir": "where run directories go (default eval_runs)",
         "run_name": "run directory name (default <model-tag>_<time>)",
+        "resume": "continue an interrupted run (its directory or name); its recorded settings win",
     }
     for key in FLAGS:
         ap.add_argument(
@@ -329,7 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = EvalConfig.from_sources(os.environ, vars(args))
+        resume_path, resume_summary = None, None
+        if cfg.resume:
+            cfg, resume_path, resume_summary = resume.open_run(cfg)
         problems, load = load_eval_problems(cfg)
+        if resume_path is not None:
+            resume.check_same_problems(resume_path, resume_summary, problems_digest(problems))
         verifier = Verifier(VerifierConfig.from_env())
     except (ConfigError, DataError, OCamlNotFound, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -350,9 +366,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         timing = {"load_s": time.monotonic() - t, "check_s": check_s}
-        run = EvalRunDir.create(cfg.output_dir, model_tag(backend.describe().get("spec")), cfg.run_name)
-        print(f"writing {run.path}", flush=True)
-        evaluation = Evaluation(cfg, problems, invalid, load, verifier, backend, run, timing)
+        resumed = None
+        if resume_path is not None:
+            valid = [p for p in problems if p.id not in invalid]
+            resumed = resume.whole_batches(resume_path, valid, cfg.n, cfg.batch_size)
+            run = EvalRunDir(resume_path)
+            print(f"resuming {run.path}: {len(resumed.done)} of {len(valid)} problems kept", flush=True)
+        else:
+            run = EvalRunDir.create(cfg.output_dir, model_tag(backend.describe().get("spec")), cfg.run_name)
+            print(f"writing {run.path}", flush=True)
+        evaluation = Evaluation(cfg, problems, invalid, load, verifier, backend, run, timing, resumed)
         try:
             evaluation.execute()
         except KeyboardInterrupt:

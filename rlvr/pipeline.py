@@ -13,7 +13,8 @@ Phases, each the project's own command run as a child process with its usual run
 timing; `pipeline.log` (written by the launcher) holds every phase's output, each line tagged with its
 phase. SIGTERM (`make stop`) is passed on to the running phase, which checkpoints and stops; the
 pipeline then stops too. `PIPELINE_RESUME=latest` continues: finished phases are kept, a stopped
-training phase resumes from its checkpoint, an interrupted evaluation starts over.
+training phase resumes from its checkpoint, an interrupted evaluation continues after its last whole
+batch (eval.resume).
 
 Settings are PIPELINE_* variables (below, and in .envrc); SFT_*, GRPO_*, LORA_*, EVAL_* and VERIFIER_*
 pass through to the phases, except the run names and the model each phase starts from, which the
@@ -339,9 +340,11 @@ class Pipeline:
             out = self.eval_dir(which, mode)
             record["runs"][mode] = str(out)
             self.state.save()
-            if _read_json(out / "summary.json").get("status") == "complete":
+            earlier = _read_json(out / "summary.json").get("status")
+            if earlier == "complete":
                 continue
-            if out.exists():  # interrupted earlier: an evaluation starts over
+            resume = earlier in ("running", "interrupted", "failed")  # eval.resume keeps its whole batches
+            if out.exists() and not resume:
                 shutil.rmtree(out)
             ks = sorted({1, n} | ({5} if n >= 5 else set()) | ({10} if n >= 10 else set()))
             flags = {
@@ -350,7 +353,7 @@ class Pipeline:
                 "limit": self.cfg.eval_limit, "output_dir": str(out.parent), "run_name": out.name,
             }  # fmt: skip
             env = self.phase_env()
-            if which == "base" and self.cfg.reuse_base_eval:
+            if which == "base" and self.cfg.reuse_base_eval and not resume:
                 reused = self.reuse_eval(phase, mode, flags, env, out)
                 if reused:
                     record.setdefault("reused", {})[mode] = str(reused)
@@ -358,6 +361,8 @@ class Pipeline:
             argv = [sys.executable, "-u", "-m", "eval.run"]
             for key, value in flags.items():
                 argv += [f"--{key.replace('_', '-')}", str(value)]
+            if resume:
+                argv += ["--resume", str(out)]
             log = self.state.dir / "logs" / f"{phase}-{mode}.log"
             # eval.run keeps what it has written on Ctrl-C (SIGINT) and says "interrupted"
             code = self.spawn(f"{phase}:{mode}", argv, env, log, signal.SIGINT)

@@ -151,3 +151,40 @@ def test_a_crash_mid_eval_keeps_what_was_done(problems_file, tmp_path):
     assert s["counts"]["problems_done"] == 1 and s["counts"]["samples"] == 2
     html = (path / "report.html").read_text()
     assert "failed" in html and first in html
+
+
+def test_an_evaluation_cut_by_a_dead_server_resumes_on_a_new_one(problems_file, tmp_path):
+    """The server dies after the first problem; the run is resumed against another server (a new
+    OPENAI_BASE_URL is allowed): the first problem's rows are kept as they were, the rest is generated."""
+
+    def dying(count, body):
+        if count <= 2:
+            return 200, llama_server_answer("```ocaml\nlet twice x = x + x\n```"), {}
+        return 400, {"error": {"message": "the server went away"}}, {}
+
+    args = ["--backend", "server", "--data", str(problems_file), "--output-dir", str(tmp_path), "--n", "2",
+            "--temperature", "0.5", "--batch-size", "1", "--concurrency", "1"]  # fmt: skip
+    with ScriptedServer(dying) as server:
+        code, path = run_eval(args, {"OPENAI_BASE_URL": server.base_url})
+    assert code == 1 and path is not None
+    first_rows = (path / "results.jsonl").read_text()
+
+    def healthy(count, body):
+        return 200, llama_server_answer("```ocaml\nlet f x = x\n```"), {}
+
+    with ScriptedServer(healthy) as server:
+        code, _ = run_eval(
+            ["--resume", path.name, "--output-dir", str(tmp_path)], {"OPENAI_BASE_URL": server.base_url}
+        )
+        assert len(server.calls) == 4  # problems 2 and 3, two samples each: problem 1 is not asked again
+    assert code == 0
+    text = (path / "results.jsonl").read_text()
+    assert text.startswith(first_rows)
+    rows = [json.loads(line) for line in text.splitlines()]
+    assert [(r["problem_id"], r["sample"]) for r in rows] == [
+        (p["id"], s) for p in eval_problems() for s in (0, 1)
+    ]
+    s = json.loads((path / "summary.json").read_text())
+    assert s["status"] == "complete" and s["counts"]["samples"] == 6
+    assert [r["problems_kept"] for r in s["resumes"]] == [1]
+    assert s["settings"]["base_url"] == server.base_url.rstrip("/")
