@@ -80,7 +80,9 @@ class JsonlFile:
         except OSError as e:  # a disk that filled up mid-write: take back the partial line
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, before)
-            raise OSError(e.errno, f"{e.strerror} while appending {len(records)} line(s) to {self.path}") from e
+            raise OSError(
+                e.errno, f"{e.strerror} while appending {len(records)} line(s) to {self.path}"
+            ) from e
 
     def close(self) -> None:
         if self._fd >= 0:
