@@ -153,9 +153,10 @@ def generate_speed(batches: tuple[int, ...] = (4, 8, 16), new_tokens: int = 128)
 def lora_generate_speed(batch: int = 8, new_tokens: int = 128) -> list[dict]:
     """HF `generate` tokens/s of the bundled model with a LoRA adapter (r 16, all linear layers, as GRPO
     trains it): unmerged in float32 (how TRL generates by default); merged into the float32 weights
-    (what rlvr.grpo.generation does); merged under bf16 autocast (which casts every float32 weight at
-    every decoding step); and a plain bfloat16 copy of the merged model (what a separate rollout
-    model, synced each step as vLLM is, would cost). Each mode is warmed up before it is timed."""
+    (what rlvr.grpo.generation does), also on one thread instead of torch's default (all cores); merged
+    under bf16 autocast (which casts every float32 weight at every decoding step); and a plain bfloat16
+    copy of the merged model (what a separate rollout model, synced each step as vLLM is, would cost).
+    Each mode is warmed up before it is timed."""
     import copy
 
     import torch
@@ -192,19 +193,24 @@ def lora_generate_speed(batch: int = 8, new_tokens: int = 128) -> list[dict]:
             )  # fmt: skip
         return time.monotonic() - t
 
+    cores = torch.get_num_threads()
     modes = (
-        ("unmerged fp32", model, False, False),
-        ("merged fp32", model, True, False),
-        ("merged, bf16 autocast", model, True, True),
-        ("bf16 copy, merged", bf16_copy, False, False),
+        ("unmerged fp32", model, False, False, cores),
+        ("merged fp32", model, True, False, cores),
+        ("merged fp32, 1 thread", model, True, False, 1),
+        ("merged, bf16 autocast", model, True, True, cores),
+        ("bf16 copy, merged", bf16_copy, False, False, cores),
     )
     out = []
-    for label, target, merge, autocast in modes:
+    for label, target, merge, autocast, threads in modes:
+        torch.set_num_threads(threads)
         generate(target, 8, merge, autocast)  # warm-up: a mode's first call pays one-time costs
         seconds = generate(target, new_tokens, merge, autocast)
         out.append(
-            {"mode": label, "batch": batch, "seconds": seconds, "tokens_per_s": batch * new_tokens / seconds}
-        )
+            {"mode": label, "batch": batch, "threads": threads, "seconds": seconds,
+             "tokens_per_s": batch * new_tokens / seconds}
+        )  # fmt: skip
+    torch.set_num_threads(cores)
     return out
 
 
