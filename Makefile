@@ -6,7 +6,7 @@ PY := .venv/bin/python
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup test test-fast lint score validate-data rlvr-train pipeline sft-train stop tensorboard dashboard \
+.PHONY: help setup test test-fast lint score validate-data rlvr-train pipeline sft-train stop status tensorboard dashboard \
   eval eval-compare serve-model merge-adapter export-gguf llama-cpp llama-server vllm-server \
   bench-dashboard bench-reward bench-speed bench-train shell shell-cuda clean
 
