@@ -36,6 +36,7 @@ GRPO_BEFORE = {
     "GRPO_NUM_GENERATIONS": "4",
     "GRPO_BATCH_SIZE": "4",
     "GRPO_MAX_COMPLETION_LENGTH": "160",
+    "GRPO_MERGE_LORA_FOR_GENERATION": "0",  # TRL's own rollouts, unmerged, as before rlvr.grpo.generation
 }
 
 
