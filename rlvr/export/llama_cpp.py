@@ -135,11 +135,34 @@ def unpack_vendored(sdist: Path, target: Path) -> None:
 # Build variants, most to least specific to this CPU; the self-test moves down the list on a CPU fault.
 VARIANTS = ("native", "native-no-amx", "portable")
 NO_AMX = ("-DGGML_AMX_TILE=OFF", "-DGGML_AMX_INT8=OFF", "-DGGML_AMX_BF16=OFF")
+# ggml's x86 options and the /proc/cpuinfo flags that allow each (all of them must be present).
+# With GGML_NATIVE=ON ggml passes -march=native and ignores these, so "native without AMX" is
+# GGML_NATIVE=OFF with every one this CPU has switched on, and AMX off.
+X86_OPTIONS = {
+    "GGML_SSE42": ("sse4_2",),
+    "GGML_AVX": ("avx",),
+    "GGML_F16C": ("f16c",),
+    "GGML_FMA": ("fma",),
+    "GGML_BMI2": ("bmi2",),
+    "GGML_AVX2": ("avx2",),
+    "GGML_AVX_VNNI": ("avx_vnni",),
+    "GGML_AVX512": ("avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw"),
+    "GGML_AVX512_VBMI": ("avx512vbmi",),
+    "GGML_AVX512_VNNI": ("avx512_vnni",),
+    "GGML_AVX512_BF16": ("avx512_bf16",),
+}
 
 
-def cmake_args(variant: str) -> list[str]:
+def cpu_flags() -> set[str]:
+    from .llama_selftest import cpu_info
+
+    return set(cpu_info()[1].split())
+
+
+def cmake_args(variant: str, flags: set[str] | None = None) -> list[str]:
     """Configure flags: CPU build, static, no network at build time (no curl/OpenSSL/prebuilt web UI);
-    `variant` (VARIANTS) picks the kernels: all this CPU has, all but AMX, or a portable baseline."""
+    `variant` (VARIANTS) picks the kernels: all this CPU has (-march=native), the same minus AMX (each
+    instruction set named from `flags`, this CPU's by default), or a portable baseline."""
     if variant not in VARIANTS:
         raise LlamaCppError(
             f"unknown llama.cpp build variant {variant!r}; expected one of {', '.join(VARIANTS)}"
@@ -153,9 +176,13 @@ def cmake_args(variant: str) -> list[str]:
         "-DLLAMA_BUILD_TESTS=OFF",
         "-DLLAMA_BUILD_EXAMPLES=OFF",
         "-DBUILD_SHARED_LIBS=OFF",
-        f"-DGGML_NATIVE={'OFF' if variant == 'portable' else 'ON'}",
+        f"-DGGML_NATIVE={'ON' if variant == 'native' else 'OFF'}",
     ]
     if variant == "native-no-amx":
+        have = cpu_flags() if flags is None else flags
+        args += [
+            f"-D{opt}={'ON' if all(f in have for f in need) else 'OFF'}" for opt, need in X86_OPTIONS.items()
+        ]
         args += NO_AMX
     if shutil.which("ninja"):
         args += ["-G", "Ninja"]

@@ -72,10 +72,17 @@ def test_results_are_kept_per_cpu_and_per_variant(tmp_path):
 
 
 def test_each_variant_configures_its_kernels():
-    native, no_amx, portable = (llama_cpp.cmake_args(v) for v in llama_cpp.VARIANTS)
+    xeon = {"sse4_2", "avx", "f16c", "fma", "bmi2", "avx2", "avx512f", "avx512cd", "avx512vl", "avx512dq",
+            "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"}  # fmt: skip
+    native, no_amx, portable = (llama_cpp.cmake_args(v, xeon) for v in llama_cpp.VARIANTS)
     assert "-DGGML_NATIVE=ON" in native and not set(llama_cpp.NO_AMX) & set(native)
-    assert "-DGGML_NATIVE=ON" in no_amx and set(llama_cpp.NO_AMX) <= set(no_amx)
-    assert "-DGGML_NATIVE=OFF" in portable
+    # -march=native would bring AMX back, so this variant names each instruction set the CPU has
+    assert "-DGGML_NATIVE=OFF" in no_amx and set(llama_cpp.NO_AMX) <= set(no_amx)
+    assert {"-DGGML_AVX512=ON", "-DGGML_AVX512_VNNI=ON", "-DGGML_AVX512_BF16=ON", "-DGGML_AVX2=ON"} <= set(
+        no_amx
+    )
+    assert {"-DGGML_AVX512_VBMI=OFF", "-DGGML_AVX_VNNI=OFF"} <= set(no_amx)  # this CPU lacks them
+    assert "-DGGML_NATIVE=OFF" in portable and not any("AVX512=ON" in a for a in portable)
     with pytest.raises(llama_cpp.LlamaCppError, match=r"unknown llama\.cpp build variant 'fast'"):
         llama_cpp.cmake_args("fast")
 
