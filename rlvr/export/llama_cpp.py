@@ -261,7 +261,7 @@ def build(
         ensure_converter_deps()
         seconds = time.monotonic() - started
         stamp = {
-            "version": version, "targets": TARGETS, "variant": variant, "native": variant != "portable",
+            "version": version, "targets": TARGETS, "variant": variant, "native": variant == "native",
             "build_seconds": round(seconds),
         }  # fmt: skip
         (h / STAMP).write_text(json.dumps(stamp, indent=2) + "\n")
