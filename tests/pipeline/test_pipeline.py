@@ -241,3 +241,42 @@ def test_a_pipeline_recorded_before_a_setting_existed_resumes_with_it_from_the_e
         env,
     )
     assert resumed.reuse_base_eval is False and resumed.resume == "old" and resumed.phases == ("report",)
+
+
+def test_an_interrupted_evaluation_phase_is_resumed_not_started_over(finished, tiny_model):  # noqa: F811
+    """eval_final cut as a kill leaves it: the resumed pipeline continues that evaluation (eval.resume)
+    in the same run directory, with the seeds of the first attempt, instead of deleting it."""
+    root = finished["root"]
+    run = root / "eval_runs" / "p-final-sampled"
+    original_rows = [json.loads(x) for x in (run / "results.jsonl").read_text().splitlines()]
+    original = json.loads((run / "summary.json").read_text())
+    lines = (run / "results.jsonl").read_text().splitlines(keepends=True)
+    (run / "results.jsonl").write_text(lines[0][:30])  # a torn line: no whole batch left
+    (run / "summary.json").write_text(json.dumps({**original, "status": "interrupted"}))
+    pipeline = root / "pipeline_runs" / "p" / "pipeline.json"
+    data = json.loads(pipeline.read_text())
+    data["status"] = "stopped"
+    for phase in data["phases"]:
+        if phase["name"] == "eval_final":
+            phase["status"] = "stopped"
+    pipeline.write_text(json.dumps(data))
+
+    env = pipeline_env(tiny_model, root / "problems.jsonl", root, PIPELINE_RESUME="p")
+    resumed = subprocess.run(
+        [sys.executable, "-m", "rlvr.pipeline"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-2000:]
+    assert f"--resume {run}" in resumed.stdout
+    log = (root / "pipeline_runs" / "p" / "logs" / "eval_final-sampled.log").read_text()
+    assert f"resuming {run}: 0 of {original['counts']['valid_problems']} problems kept" in log
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["started"] == original["started"]
+    assert [r["problems_kept"] for r in summary["resumes"]] == [0]
+    rows = [json.loads(x) for x in (run / "results.jsonl").read_text().splitlines()]
+    fields = ("problem_id", "sample", "completion", "total_reward")
+    assert [[r[f] for f in fields] for r in rows] == [[r[f] for f in fields] for r in original_rows]
