@@ -54,3 +54,44 @@ def tree_problem() -> Problem:
             "tree_size (Node (Node (Leaf, 0, Leaf), 1, Node (Leaf, 2, Leaf))) = 3",
         ),
     )
+
+
+@pytest.fixture()
+def dead_identity() -> dict:
+    """The recorded identity (rlvr.liveness) of a real process that was killed with SIGKILL and reaped."""
+    import subprocess
+    import sys
+
+    from rlvr.liveness import process_identity
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    identity = process_identity(proc.pid)
+    proc.kill()
+    proc.wait()
+    return identity
+
+
+@pytest.fixture()
+def tmpfs(tmp_path):
+    """`tmpfs(size)`: a real tmpfs of `size` (e.g. "12m") mounted under tmp_path, unmounted after. Mounting
+    needs root (CI runs as root); elsewhere the test is skipped, saying so."""
+    import subprocess
+
+    mounts = []
+
+    def mount(size: str):
+        where = tmp_path / f"disk{len(mounts)}"
+        where.mkdir()
+        made = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+            capture_output=True,
+            text=True,
+        )
+        if made.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {made.stderr.strip()}")
+        mounts.append(where)
+        return where
+
+    yield mount
+    for where in mounts:
+        subprocess.run(["umount", "-l", str(where)], check=False)

@@ -331,21 +331,8 @@ def test_the_pages_get_the_stages_from_the_verifier(client: TestClient) -> None:
     assert 'from "./stages.js"' in common and "export const STAGES = [" not in common
 
 
-def killed_identity() -> dict:
-    import subprocess
-    import sys
-
-    from rlvr.liveness import process_identity
-
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    identity = process_identity(proc.pid)
-    proc.kill()
-    proc.wait()
-    return identity
-
-
-def test_a_run_whose_process_died_is_shown_as_died(client: TestClient, dirs, make_run) -> None:
-    make_run(dirs[0], "dead", {"process": killed_identity()})
+def test_a_run_whose_process_died_is_shown_as_died(client: TestClient, dirs, make_run, dead_identity) -> None:
+    make_run(dirs[0], "dead", {"process": dead_identity})
     listed = client.get("/api/grpo/runs").json()["runs"][0]
     assert (listed["status"], listed["recorded_status"]) == ("died", "running")
     meta = client.get("/api/grpo/runs/dead").json()["meta"]
@@ -366,12 +353,12 @@ def test_a_run_that_stopped_writing_is_shown_as_stalled(
     assert client.get("/api/grpo/runs/quiet").json()["meta"]["status"] == "stalled"
 
 
-def test_a_pipeline_whose_process_died_is_shown_as_died(client: TestClient, tmp_path) -> None:
+def test_a_pipeline_whose_process_died_is_shown_as_died(client: TestClient, tmp_path, dead_identity) -> None:
     pipe = tmp_path / "pipeline_runs" / "p1"
     pipe.mkdir(parents=True)
     (pipe / "pipeline.json").write_text(
         json.dumps(
-            {"name": "p1", "status": "running", "current": "sft", "process": killed_identity(), "phases": []}
+            {"name": "p1", "status": "running", "current": "sft", "process": dead_identity, "phases": []}
         )
     )
     (pipe / "pipeline.log").write_text("[pipeline] phase sft (1/6) started\n")

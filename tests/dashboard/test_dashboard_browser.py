@@ -341,19 +341,12 @@ def test_pace_and_eta_cards_read_real_timestamps(live_server, page) -> None:
     assert page.locator('.card[data-card="Elapsed"] .sub').inner_text() == "ETA 1h 2m"
 
 
-def test_a_run_whose_process_died_is_shown_as_died_and_not_live(live_server, page, tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    from rlvr.liveness import process_identity
-
+def test_a_run_whose_process_died_is_shown_as_died_and_not_live(
+    live_server, page, tmp_path: Path, dead_identity
+) -> None:
     run = Path(write_grpo_run(str(live_server.grpo), "br-died", steps=5, max_steps=100, set_latest=False))
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    identity = process_identity(proc.pid)
-    proc.kill()
-    proc.wait()
     info = json.loads((run / "run.json").read_text())
-    (run / "run.json").write_text(json.dumps({**info, "status": "running", "process": identity}))
+    (run / "run.json").write_text(json.dumps({**info, "status": "running", "process": dead_identity}))
     page.goto(f"{live_server.url}/?run=br-died")
     page.wait_for_selector("#statusline .badge.died", timeout=8000)
     assert page.locator("#statusline .badge.died").inner_text() == "died"

@@ -7,19 +7,7 @@ import socket
 import subprocess
 import sys
 
-import pytest
-
 from rlvr.liveness import STALL_MIN_S, process_identity, process_state, run_state, stall_after
-
-
-@pytest.fixture()
-def dead_identity() -> dict:
-    """The identity of a process that was killed with SIGKILL (and reaped)."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    identity = process_identity(proc.pid)
-    proc.kill()
-    proc.wait()
-    return identity
 
 
 def running(identity) -> dict:

@@ -14,18 +14,10 @@ from rlvr.status import collect, run_status
 REPO = Path(__file__).resolve().parents[2]
 
 
-def killed_identity() -> dict:
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    identity = process_identity(proc.pid)
-    proc.kill()
-    proc.wait()
-    return identity
-
-
-def test_a_killed_evaluation_is_died_with_its_progress(tmp_path):
+def test_a_killed_evaluation_is_died_with_its_progress(tmp_path, dead_identity):
     run = tmp_path / "eval_runs" / "e1"
     run.mkdir(parents=True)
-    summary = {"status": "running", "process": killed_identity(), "mean_reward": 0.25,
+    summary = {"status": "running", "process": dead_identity, "mean_reward": 0.25,
                "counts": {"problems_done": 3, "valid_problems": 80}}  # fmt: skip
     (run / "summary.json").write_text(json.dumps(summary))
     status = run_status("eval", run)
@@ -62,10 +54,10 @@ def test_every_run_root_is_read_from_its_variable(tmp_path):
     ]
 
 
-def test_the_table_names_a_dead_run_on_stderr(tmp_path):
+def test_the_table_names_a_dead_run_on_stderr(tmp_path, dead_identity):
     run = tmp_path / "pipeline_runs" / "p1"
     run.mkdir(parents=True)
-    (run / "pipeline.json").write_text(json.dumps({"status": "running", "current": "grpo", "process": killed_identity(),
+    (run / "pipeline.json").write_text(json.dumps({"status": "running", "current": "grpo", "process": dead_identity,
                                                    "phases": [{"status": "done"}, {"status": "running"}]}))  # fmt: skip
     env = dict(os.environ, PYTHONPATH=str(REPO), PIPELINE_OUTPUT_DIR=str(tmp_path / "pipeline_runs"),
                GRPO_OUTPUT_DIR=str(tmp_path / "x"), SFT_OUTPUT_DIR=str(tmp_path / "x"), EVAL_OUTPUT_DIR=str(tmp_path / "x"))  # fmt: skip

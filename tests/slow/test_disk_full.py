@@ -15,23 +15,9 @@ from tests.train.conftest import PROBLEMS, run_module, tiny_model, train_env  # 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
-@pytest.fixture()
-def small_disk(tmp_path):
-    """A 12 MB tmpfs (root only): a few checkpoints of the tiny model (tokenizer files included) fill it."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount)], capture_output=True, text=True
-    )
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {made.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def test_a_full_disk_stops_the_run_cleanly_and_it_resumes_after(tiny_model, small_disk, tmp_path):  # noqa: F811
+def test_a_full_disk_stops_the_run_cleanly_and_it_resumes_after(tiny_model, tmpfs, tmp_path):  # noqa: F811
+    # 12 MB: a few checkpoints of the tiny model (tokenizer files included) fill it
+    small_disk = tmpfs("12m")
     problems = tmp_path / "problems.jsonl"
     problems.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS))
     runs = small_disk / "runs"
