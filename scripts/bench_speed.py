@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -42,16 +41,11 @@ GRPO_BEFORE = {
 
 def cpu_description() -> dict[str, str]:
     """CPU model and the flags that decide the fast paths (AVX512, bf16, AMX)."""
-    model, flags = platform.processor() or "", []
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        m = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
-        model = m.group(1).strip() if m else model
-        f = re.search(r"^flags\s*:\s*(.+)$", info, re.M)
-        flags = sorted(x for x in (f.group(1).split() if f else []) if re.match(r"(avx512|amx|avx2|fma)", x))
-    except OSError:
-        pass
-    return {"model": model, "cores": str(os.cpu_count()), "flags": " ".join(flags)}
+    from rlvr.export.llama_selftest import cpu_info
+
+    model, flags = cpu_info()
+    fast = [x for x in flags.split() if re.match(r"(avx512|amx|avx2|fma)", x)]
+    return {"model": model, "cores": str(os.cpu_count()), "flags": " ".join(fast)}
 
 
 def run(module: str, env: dict[str, str], log: Path) -> float:
@@ -223,6 +217,7 @@ def llama_speed(env: dict[str, str], parallel: int = 8, max_tokens: int = 256) -
 
     from rlvr.data import load_problems
     from rlvr.export import llama_cpp
+    from rlvr.export.llama_selftest import wait_until_up
     from rlvr.models import bundled_gguf
     from rlvr.prompts import build_messages
 
@@ -237,13 +232,9 @@ def llama_speed(env: dict[str, str], parallel: int = 8, max_tokens: int = 256) -
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(120):
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+        problem = wait_until_up(server, url, timeout=60)
+        if problem is not None:
+            raise SystemExit(f"llama-server for the reference figure: {problem}")
         problems, _ = load_problems("bundled", split="train")
 
         def ask(i: int) -> int:

@@ -94,6 +94,24 @@ def quantized_model(bin_dir: Path, work: Path) -> tuple[Path | None, str, bool]:
     return out, "", False
 
 
+def wait_until_up(server: subprocess.Popen, url: str, timeout: float) -> str | None:
+    """Wait for a llama-server process to answer /health: None once it does, else what went wrong
+    (it exited, see server.returncode; or it did not come up within `timeout` seconds)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            return "exited"
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return None
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    return f"llama-server did not come up within {timeout:.0f} s"
+
+
 def serve_and_generate(
     bin_dir: Path, model: Path, threads: int, timeout: float = 120.0
 ) -> tuple[bool, str, bool]:
@@ -107,20 +125,13 @@ def serve_and_generate(
     ]  # fmt: skip
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                how, fault = describe_exit(server.returncode)
-                return False, f"llama-server {how} while loading", fault
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        else:
-            return False, f"llama-server did not come up within {timeout:.0f} s", False
+        problem = wait_until_up(server, url, timeout)
+        if problem is not None and server.poll() is not None:
+            how, fault = describe_exit(server.returncode)
+            return False, f"llama-server {how} while loading", fault
+        if problem is not None:
+            return False, problem, False
         try:
             r = httpx.post(
                 url + "/completion",
