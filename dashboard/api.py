@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import time
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -16,7 +15,7 @@ from dashboard.registry import FILES, Registry, registry, runs_payload
 from dashboard.runs import UnsafeRunName, read_run_json, safe_file, shown_status
 from dashboard.series import DEFAULT_POINTS, SeriesStore
 from dashboard.tail import JsonlTail, clean_value
-from rlvr.liveness import run_state
+from rlvr.status import run_status
 
 SSE_MAX_BYTES = 4 << 20  # the most a tail request or a stream event reads at once
 
@@ -36,11 +35,8 @@ def pipeline_payload(pipeline_dir: str) -> dict[str, Any]:
     except (OSError, ValueError):
         return {"pipeline": None}
     phases = [{k: p.get(k) for k in ("name", "status", "runs", "seconds")} for p in state.get("phases", [])]
-    status = state.get("status")
-    if status == "running":  # the pipeline's log is its heartbeat: each phase streams into it
-        log = os.path.join(pipeline_dir, "latest", "pipeline.log")
-        with contextlib.suppress(OSError):
-            status = run_state(state, time.time() - max(os.stat(log).st_mtime, os.stat(path).st_mtime))
+    shown = run_status("pipeline", Path(pipeline_dir) / "latest")  # died / stalled, as make status says
+    status = shown.state if shown is not None else state.get("status")
     return {
         "pipeline": state.get("name"),
         "status": status,
