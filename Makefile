@@ -36,8 +36,12 @@ validate-data: ## check a problem set with the verifier: make validate-data DATA
 	@scripts/bootstrap.sh core
 	$(PY) -m rlvr.validate --data "$(or $(DATA),bundled)"
 
+# GRPO_ROLLOUT_ENGINE=llama-server generates the rollouts with llama.cpp: build it first (once, cached)
+LLAMA_FOR_ROLLOUTS = $(if $(filter llama-server,$(GRPO_ROLLOUT_ENGINE)),$(PY) -m rlvr.export.llama_cpp build,true)
+
 rlvr-train: ## GRPO in the background (FOREGROUND=1 attached; GRPO_MONITOR=0 without dashboard/TensorBoard)
 	@scripts/bootstrap.sh core
+	@$(LLAMA_FOR_ROLLOUTS)
 	@$(PY) -m rlvr.launch start grpo
 
 stop: ## stop the running training (checkpoint first) and the monitors it started
@@ -48,6 +52,7 @@ status: ## every run (GRPO, SFT, pipeline, eval) with its real state (running / 
 
 pipeline: ## SFT -> GRPO -> eval before/after -> learning report, in the background (FOREGROUND=1 attached; PIPELINE_RESUME=latest continues)
 	@scripts/bootstrap.sh core
+	@$(LLAMA_FOR_ROLLOUTS)
 	@$(PY) -m rlvr.launch start pipeline
 
 sft-train: ## supervised fine-tuning on reference solutions, in the background (FOREGROUND=1 attached)

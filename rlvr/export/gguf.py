@@ -1,8 +1,8 @@
 """HF model directory -> GGUF (f16) -> quantised GGUF + Ollama Modelfile:
 `python -m rlvr.export.gguf --model PATH [--quant Q4_K_M] [--out gguf_out/] [--push REPO_ID]`.
 
-Why these steps: llama.cpp, Ollama and LM Studio load GGUF; the converter (vendored
-convert_hf_to_gguf.py, run with this venv's Python) writes 16-bit weights, and llama-quantize shrinks
+Why these steps: llama.cpp, Ollama and LM Studio load GGUF; the converter (the vendored
+convert_hf_to_gguf.py's `conversion` package, imported into this process) writes 16-bit weights, and llama-quantize shrinks
 them (Q4_K_M: ~3.5x smaller than f16 for a 1.5B model, small quality loss). Both tools come from the
 llama.cpp that `make llama-cpp` builds once (rlvr.export.llama_cpp). A LoRA adapter directory is
 merged first (rlvr.export.merge). Nothing is uploaded unless --push names a hub repository.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import subprocess
@@ -92,14 +93,59 @@ def run_tool(cmd: list[str], what: str) -> None:
         raise ExportError(f"{what} failed (status {proc.returncode}): {' '.join(cmd)}\n{tail}")
 
 
-def convert_f16(model: Path, out_file: Path) -> None:
-    """The vendored convert_hf_to_gguf.py, run with this interpreter (its gguf-py comes with it)."""
-    script = llama_cpp.convert_script()
+def _converter():
+    """The vendored converter's `conversion` package and its gguf-py, imported once into this process
+    (an in-process conversion skips the few seconds a fresh interpreter spends importing torch)."""
+    source = llama_cpp.convert_script().parent
+    for path in (source / "gguf-py", source):  # vendored gguf-py first: converter and library match
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    import gguf
+    from conversion import ModelBase, ModelType, get_model_architecture, get_model_class
+
+    logging.getLogger("hf-to-gguf").setLevel(logging.WARNING)  # one INFO line per tensor otherwise
+    return gguf, ModelBase, ModelType, get_model_architecture, get_model_class
+
+
+OUTTYPES = ("f16", "bf16", "f32")
+
+
+def write_gguf(model: Path, out_file: Path, outtype: str = "f16") -> Path:
+    """Convert the HF model directory `model` to a GGUF file with llama.cpp's own converter, in this
+    process; `outtype` is the type of the 2-D weights (f16, bf16 or f32; norms stay f32)."""
+    import contextlib
+    import io
+
+    import torch
+
+    if outtype not in OUTTYPES:
+        raise ExportError(f"GGUF type {outtype!r}: expected one of {', '.join(OUTTYPES)}")
     llama_cpp.ensure_converter_deps()  # this venv may be newer than the cached build
-    run_tool(
-        [sys.executable, str(script), str(model), "--outfile", str(out_file), "--outtype", "f16"],
-        "conversion to GGUF",
-    )
+    gguf, ModelBase, ModelType, get_model_architecture, get_model_class = _converter()
+    ftype = {
+        "f16": gguf.LlamaFileType.MOSTLY_F16,
+        "bf16": gguf.LlamaFileType.MOSTLY_BF16,
+        "f32": gguf.LlamaFileType.ALL_F32,
+    }[outtype]
+    try:
+        hparams = ModelBase.load_hparams(model, False)
+        model_class = get_model_class(get_model_architecture(hparams, ModelType.TEXT))
+    except (NotImplementedError, ValueError, KeyError, OSError) as e:
+        raise ExportError(f"{model}: llama.cpp's converter cannot convert this model: {e}") from None
+    tmp = out_file.with_name(out_file.name + ".tmp")
+    progress = io.StringIO()  # the writer draws a progress bar on stderr
+    try:
+        with torch.inference_mode(), contextlib.redirect_stderr(progress):
+            model_class(model, ftype, tmp).write()
+    except Exception as e:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"conversion of {model} to GGUF failed: {type(e).__name__}: {e}") from None
+    tmp.replace(out_file)  # a reader never sees a half-written file
+    return out_file
+
+
+def convert_f16(model: Path, out_file: Path) -> None:
+    write_gguf(model, out_file, "f16")
 
 
 def quantize(src: Path, dst: Path, quant: str) -> None:

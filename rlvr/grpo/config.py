@@ -28,6 +28,8 @@ from .rewards import SCORERS, RewardSettings
 
 ALGORITHMS = ("grpo", "rloo")
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
+# who generates the rollouts: TRL with the training model, or llama-server serving its weights (cpu)
+ROLLOUT_ENGINES = ("transformers", "llama-server")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class GRPOTrainConfig:
     merge_lora_for_generation: (
         bool  # rollouts with W + BA merged (float32 weights only; rlvr.grpo.generation)
     )
+    rollout_engine: str  # transformers | llama-server (rlvr.grpo.llama_rollout)
     use_vllm: bool
     vllm_mode: str
     vllm_server_url: str | None
@@ -126,6 +129,14 @@ class GRPOTrainConfig:
                 "GRPO_MERGE_LORA_FOR_GENERATION=1 needs LoRA on float32 weights (the cpu profile, no 4-bit): "
                 "merging into bfloat16 weights and back rounds them at every step"
             )
+        rollout_engine = e.choice("GRPO_ROLLOUT_ENGINE", "transformers", ROLLOUT_ENGINES)
+        algorithm = e.choice("GRPO_ALGORITHM", "grpo", ALGORITHMS)
+        if rollout_engine == "llama-server" and (use_vllm or algorithm != "grpo"):
+            raise ConfigError(
+                "GRPO_ROLLOUT_ENGINE=llama-server generates for GRPO_ALGORITHM=grpo without vLLM "
+                f"(got GRPO_ALGORITHM={algorithm}, GRPO_USE_VLLM={int(use_vllm)}): TRL's RLOO trainer has no "
+                "custom rollouts, and vLLM is the GPU's rollout engine"
+            )
         verifier = VerifierConfig.from_env(e.env)
         return GRPOTrainConfig(
             profile=profile,
@@ -134,7 +145,7 @@ class GRPOTrainConfig:
             output_dir=run_root("grpo", e),
             run_name=e.str("GRPO_RUN_NAME", None) or default_run_name(model),
             resume=e.str("GRPO_RESUME", None),
-            algorithm=e.choice("GRPO_ALGORITHM", "grpo", ALGORITHMS),
+            algorithm=algorithm,
             loss_type=e.choice("GRPO_LOSS_TYPE", "dapo", LOSS_TYPES),
             max_steps=e.int("GRPO_MAX_STEPS", 500 if gpu else 30, minimum=1),
             num_generations=num_generations,
@@ -163,6 +174,7 @@ class GRPOTrainConfig:
             bf16=bf16,
             gradient_checkpointing=e.bool("GRPO_GRADIENT_CHECKPOINTING", gpu),
             merge_lora_for_generation=merge,
+            rollout_engine=rollout_engine,
             use_vllm=use_vllm,
             vllm_mode=e.choice("GRPO_VLLM_MODE", "colocate", ("colocate", "server")),
             vllm_server_url=e.str("GRPO_VLLM_SERVER_URL", None),

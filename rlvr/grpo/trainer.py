@@ -86,9 +86,29 @@ def make_trainer_class(algorithm: str):
 
     from .callbacks import TimingMixin
     from .generation import MergedGenerationMixin
+    from .llama_rollout import LogprobGapMixin
 
-    base = RLOOTrainer if algorithm == "rloo" else GRPOTrainer
-    return type(f"Timed{base.__name__}", (TimingMixin, MergedGenerationMixin, base), {})
+    if algorithm == "rloo":
+        return type("TimedRLOOTrainer", (TimingMixin, MergedGenerationMixin, RLOOTrainer), {})
+    return type("TimedGRPOTrainer", (TimingMixin, MergedGenerationMixin, LogprobGapMixin, GRPOTrainer), {})
+
+
+def llama_rollout(cfg: GRPOTrainConfig, run: RunDir):
+    """The llama-server rollout of GRPO_ROLLOUT_ENGINE=llama-server, or None for TRL's own generation."""
+    if cfg.rollout_engine != "llama-server":
+        return None
+    import os
+
+    from .llama_rollout import LlamaServerRollout, work_root
+
+    return LlamaServerRollout(
+        work_dir=work_root() / f"ocamler-rollout-{run.name}-{os.getpid()}",
+        log=run.path / "llama-server.log",
+        parallel=cfg.batch_size,
+        max_prompt_length=cfg.max_prompt_length,
+        max_completion_length=cfg.max_completion_length,
+        seed=cfg.seed,
+    )
 
 
 SFT_HINT = (
@@ -120,9 +140,20 @@ class GRPOJob(TrainingJob):
 
     def __init__(self) -> None:
         self.verifier = None
+        self.rollout = None
 
     def load_config(self, env: dict[str, str]) -> GRPOTrainConfig:
-        return GRPOTrainConfig.from_env(env)
+        cfg = GRPOTrainConfig.from_env(env)
+        if cfg.rollout_engine == "llama-server":
+            from ..envconf import ConfigError
+            from ..export import llama_cpp
+
+            if not llama_cpp.is_built():
+                raise ConfigError(
+                    "GRPO_ROLLOUT_ENGINE=llama-server needs llama.cpp: run `make llama-cpp` once "
+                    "(~15 min on 2 cores)"
+                )
+        return cfg
 
     def prepare(self, cfg: GRPOTrainConfig, model_path: str, tokenizer) -> dict[str, Any]:
         self.dataset, self.problems, dropped = build_dataset(cfg, tokenizer)
@@ -145,6 +176,8 @@ class GRPOJob(TrainingJob):
         funcs, weights = build_reward_functions(cfg.rewards, ctx)
         args = trainer_args(cfg, run)
         args.reward_weights = weights
+        self.rollout = llama_rollout(cfg, run)
+        extra = {} if self.rollout is None else {"rollout_func": self.rollout}
         trainer = make_trainer_class(cfg.algorithm)(
             # an SFT/GRPO LoRA adapter directory is merged into its base in memory; a new LoRA trains on top
             model=model_for_training(model_path, weights_dtype(cfg.profile, cfg.bf16)),
@@ -154,7 +187,10 @@ class GRPOJob(TrainingJob):
             processing_class=tokenizer,
             peft_config=peft_config(cfg),
             callbacks=[files, SignalGuardCallback(run)],
+            **extra,
         )
+        if self.rollout is not None:
+            self.rollout.prepare(tokenizer)
         note_parent_adapter(trainer.model, model_path)  # saved adapters record the chain
         trainer.merge_lora_for_generation = cfg.merge_lora_for_generation
         return trainer
@@ -163,5 +199,7 @@ class GRPOJob(TrainingJob):
         return {"infra_failures": self.verifier.infra_failures}
 
     def close(self) -> None:
+        if self.rollout is not None:
+            self.rollout.close()
         if self.verifier is not None:
             self.verifier.close()

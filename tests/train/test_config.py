@@ -26,6 +26,14 @@ from .conftest import run_module, train_env
         ({"GRPO_TEMPERATURE": "-1"}, "GRPO_TEMPERATURE='-1': expected a number in"),
         ({"VERIFIER_SANDBOX": "none"}, "VERIFIER_SANDBOX='none'"),
         ({"GRPO_REPORT_TO": "neptune"}, "'neptune' is not one of tensorboard, wandb, trackio, none"),
+        (
+            {"GRPO_ROLLOUT_ENGINE": "vllm"},
+            "GRPO_ROLLOUT_ENGINE='vllm': expected one of transformers, llama-server",
+        ),
+        (
+            {"GRPO_ROLLOUT_ENGINE": "llama-server", "GRPO_ALGORITHM": "rloo"},
+            "GRPO_ROLLOUT_ENGINE=llama-server generates for GRPO_ALGORITHM=grpo without vLLM (got GRPO_ALGORITHM=rloo",
+        ),
     ],
 )
 def test_bad_value_names_the_variable(env, message):
@@ -76,6 +84,20 @@ def test_train_exits_2_with_the_message_and_loads_nothing(tmp_path, problems_fil
     proc = run_module("rlvr.train", env, timeout=120)
     assert proc.returncode == 2
     assert "configuration error: GRPO_MAX_STEPS='-5'" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_llama_server_engine_is_refused_without_llama_cpp(tmp_path, problems_file):
+    env = train_env(
+        tmp_path / "no-model", problems_file, tmp_path / "runs", GRPO_ROLLOUT_ENGINE="llama-server",
+        LLAMA_CPP_DIR=str(tmp_path / "no-llama-cpp"),
+    )  # fmt: skip
+    proc = run_module("rlvr.train", env, timeout=120)
+    assert proc.returncode == 2
+    assert (
+        "configuration error: GRPO_ROLLOUT_ENGINE=llama-server needs llama.cpp: run `make llama-cpp`"
+        in proc.stderr
+    )
     assert not (tmp_path / "runs").exists()
 
 
