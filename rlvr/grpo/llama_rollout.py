@@ -29,6 +29,7 @@ import io
 import math
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -51,10 +52,54 @@ class RolloutError(RuntimeError):
     """llama-server could not be started or did not answer; the message holds the end of its log."""
 
 
+WORK_PREFIX = "ocamler-rollout-"
+
+
 def work_root() -> Path:
     """Where the policy's weights are written every step: RAM (/dev/shm) when the machine has it."""
     shm = Path("/dev/shm")
     return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+
+
+def work_dir_for(run_name: str) -> Path:
+    """This process's work directory, `<root>/ocamler-rollout-<run>-<pid>`. Directories left by runs
+    that were killed (SIGKILL runs no cleanup: ~0.8 GB of weights in RAM each for the 135M model) are
+    removed first: a directory whose pid is no longer alive is stale."""
+    root = work_root()
+    for stale in root.glob(f"{WORK_PREFIX}*"):
+        pid = stale.name.rpartition("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return root / f"{WORK_PREFIX}{run_name}-{os.getpid()}"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _prctl():
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+_PRCTL = _prctl()  # looked up here: the child between fork and exec must not load libraries
+
+
+def die_with_parent() -> None:
+    """In the llama-server child before exec: SIGTERM it when the training process dies, also by
+    SIGKILL, so no server outlives its run (Linux prctl PR_SET_PDEATHSIG; elsewhere a no-op)."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def save_policy(model, out: Path) -> None:
@@ -117,7 +162,9 @@ class LlamaServer:
         with self.log.open("a") as out:
             out.write(f"\n$ {' '.join(cmd)}\n")
             out.flush()
-            self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+            )
         self.url = f"http://127.0.0.1:{port}"
         problem = wait_until_up(self.process, self.url, timeout)
         if problem is not None:

@@ -97,12 +97,10 @@ def llama_rollout(cfg: GRPOTrainConfig, run: RunDir):
     """The llama-server rollout of GRPO_ROLLOUT_ENGINE=llama-server, or None for TRL's own generation."""
     if cfg.rollout_engine != "llama-server":
         return None
-    import os
-
-    from .llama_rollout import LlamaServerRollout, work_root
+    from .llama_rollout import LlamaServerRollout, work_dir_for
 
     return LlamaServerRollout(
-        work_dir=work_root() / f"ocamler-rollout-{run.name}-{os.getpid()}",
+        work_dir=work_dir_for(run.name),
         log=run.path / "llama-server.log",
         parallel=cfg.batch_size,
         max_prompt_length=cfg.max_prompt_length,

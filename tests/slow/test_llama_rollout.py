@@ -152,3 +152,42 @@ def test_a_crashed_server_is_restarted_once_and_the_batch_generated(built, tiny_
     assert first["prompt_ids"][0] == tokenizer("let x =")["input_ids"]
     assert sum(line.startswith("$ ") for line in (tmp_path / "server.log").read_text().splitlines()) == 2
     assert not (tmp_path / "work").exists() and rollout.server.process is None
+
+
+def test_a_killed_run_leaves_no_server_and_its_weights_are_swept(built, tiny_model, problems_file, tmp_path):  # noqa: F811
+    """SIGKILL runs no cleanup: the llama-server child still dies with its trainer (PR_SET_PDEATHSIG), and
+    the next run's start removes the dead run's weight directory from /dev/shm."""
+    import os
+    import signal
+    import sys
+    import time
+
+    from rlvr.grpo.llama_rollout import work_dir_for
+    from tests.train.conftest import REPO
+
+    env = train_env(
+        tiny_model, problems_file, tmp_path, GRPO_ROLLOUT_ENGINE="llama-server", GRPO_MAX_STEPS="50",
+        GRPO_MAX_COMPLETION_LENGTH="24", TRL_EXPERIMENTAL_SILENCE="1",
+    )  # fmt: skip
+    trainer = subprocess.Popen([sys.executable, "-m", "rlvr.train"], env=env, cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    log = tmp_path / "run" / "llama-server.log"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (log.exists() and "$ " in log.read_text()):
+        time.sleep(0.5)
+    served = log.read_text().split(" -m ")[1].split(" ")[0]
+    time.sleep(1)
+    assert subprocess.run(["pgrep", "-f", served], capture_output=True).returncode == 0  # serving
+    os.kill(trainer.pid, signal.SIGKILL)
+    trainer.wait()
+    gone = time.monotonic() + 20
+    while (
+        time.monotonic() < gone
+        and subprocess.run(["pgrep", "-f", served], capture_output=True).returncode == 0
+    ):
+        time.sleep(0.2)
+    assert subprocess.run(["pgrep", "-f", served], capture_output=True).returncode == 1
+    stale = Path(served).parent
+    assert stale.exists() and stale.name.endswith(f"-{trainer.pid}")
+    mine = work_dir_for("next")
+    assert not stale.exists() and mine.name == f"ocamler-rollout-next-{os.getpid()}"
