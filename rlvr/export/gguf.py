@@ -95,11 +95,21 @@ def run_tool(cmd: list[str], what: str) -> None:
 
 def _converter():
     """The vendored converter's `conversion` package and its gguf-py, imported once into this process
-    (an in-process conversion skips the few seconds a fresh interpreter spends importing torch)."""
+    (an in-process conversion skips the few seconds a fresh interpreter spends importing torch).
+
+    The converter needs the gguf-py it ships with: the PyPI `gguf` that transformers may already have
+    imported (to read the bundled GGUF) is older and lacks what the converter uses, so it is replaced in
+    sys.modules by the vendored one (a superset of it)."""
     source = llama_cpp.convert_script().parent
-    for path in (source / "gguf-py", source):  # vendored gguf-py first: converter and library match
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
+    vendored = source / "gguf-py"
+    loaded = sys.modules.get("gguf")
+    if loaded is not None and not str(getattr(loaded, "__file__", "")).startswith(str(vendored)):
+        for name in [n for n in sys.modules if n == "gguf" or n.startswith("gguf.")]:
+            del sys.modules[name]
+    if str(vendored) not in sys.path:
+        sys.path.insert(0, str(vendored))
+    if str(source) not in sys.path:  # last: its tests/, scripts/ ... must not shadow anything
+        sys.path.append(str(source))
     import gguf
     from conversion import ModelBase, ModelType, get_model_architecture, get_model_class
 
@@ -130,7 +140,7 @@ def write_gguf(model: Path, out_file: Path, outtype: str = "f16") -> Path:
     try:
         hparams = ModelBase.load_hparams(model, False)
         model_class = get_model_class(get_model_architecture(hparams, ModelType.TEXT))
-    except (NotImplementedError, ValueError, KeyError, OSError) as e:
+    except (NotImplementedError, ValueError, KeyError, OSError, AttributeError) as e:
         raise ExportError(f"{model}: llama.cpp's converter cannot convert this model: {e}") from None
     tmp = out_file.with_name(out_file.name + ".tmp")
     progress = io.StringIO()  # the writer draws a progress bar on stderr

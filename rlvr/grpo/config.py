@@ -131,6 +131,10 @@ class GRPOTrainConfig:
             )
         rollout_engine = e.choice("GRPO_ROLLOUT_ENGINE", "transformers", ROLLOUT_ENGINES)
         algorithm = e.choice("GRPO_ALGORITHM", "grpo", ALGORITHMS)
+        if rollout_engine == "llama-server" and lora.load_in_4bit:
+            raise ConfigError(
+                "GRPO_ROLLOUT_ENGINE=llama-server cannot serve 4-bit (QLoRA) weights: GRPO_LOAD_IN_4BIT=0"
+            )
         if rollout_engine == "llama-server" and (use_vllm or algorithm != "grpo"):
             raise ConfigError(
                 "GRPO_ROLLOUT_ENGINE=llama-server generates for GRPO_ALGORITHM=grpo without vLLM "

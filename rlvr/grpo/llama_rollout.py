@@ -41,9 +41,10 @@ import torch
 
 from ..export import llama_cpp
 from ..export.gguf import write_gguf
-from .generation import lora_model, merged_lora
+from .generation import lora_model
 
 SAMPLERS = ["temperature", "top_k", "top_p", "min_p"]  # transformers' order of the logits warpers
+PROBS_EVERY = 10  # steps between two measurements of rollout/logprob_gap (the first step is one)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
                    "merges.txt", "tokenizer.model", "chat_template.jinja", "generation_config.json")  # fmt: skip
 
@@ -102,25 +103,37 @@ def die_with_parent() -> None:
         _PRCTL(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def save_policy(model, out: Path) -> None:
-    """`model`'s current weights as a plain Hugging Face model directory (LoRA merged, no adapter).
-
-    A PEFT model is merged in place for the save and unmerged after (rlvr.grpo.generation.merged_lora),
-    so no copy of the weights is made; the keys are renamed to the plain model's."""
+def policy_state_dict(model) -> dict[str, torch.Tensor]:
+    """`model`'s weights under the plain model's names, each LoRA layer's W + BA computed out of place
+    in float32: the trainer's weights are not touched (no merge/unmerge rounding, any dtype)."""
     peft_model = lora_model(model)
-    quiet = contextlib.redirect_stderr(io.StringIO())  # save_pretrained draws a progress bar a step
     if peft_model is None:
-        with quiet:
-            getattr(model, "module", model).save_pretrained(out, safe_serialization=True)
-        return
+        return {name: t.detach() for name, t in getattr(model, "module", model).state_dict().items()}
+    from peft.tuners.lora import LoraLayer
+
     base = peft_model.get_base_model()
-    with merged_lora(model), quiet:
-        state = {
-            name.replace(".base_layer.", "."): tensor.detach()
-            for name, tensor in base.state_dict().items()
-            if "lora_" not in name
-        }
-        base.save_pretrained(out, state_dict=state, safe_serialization=True)
+    state = {
+        name.replace(".base_layer.", "."): t.detach()
+        for name, t in base.state_dict().items()
+        if "lora_" not in name
+    }
+    with torch.no_grad():
+        for name, module in base.named_modules():
+            if isinstance(module, LoraLayer) and not module.disable_adapters:
+                weight = module.get_base_layer().weight.float()
+                for adapter in module.active_adapters:
+                    if adapter in module.lora_A:
+                        weight = weight + module.get_delta_weight(adapter).float()
+                state[f"{name}.weight"] = weight
+    return state
+
+
+def save_policy(model, out: Path) -> None:
+    """`model`'s current weights as a plain Hugging Face model directory (LoRA merged, no adapter)."""
+    peft_model = lora_model(model)
+    base = getattr(model, "module", model) if peft_model is None else peft_model.get_base_model()
+    with contextlib.redirect_stderr(io.StringIO()):  # save_pretrained draws a progress bar a step
+        base.save_pretrained(out, state_dict=policy_state_dict(model), safe_serialization=True)
 
 
 def sampled_logprobs(tokens: list[int], probs: list[dict]) -> list[float | None]:
@@ -162,8 +175,11 @@ class LlamaServer:
         with self.log.open("a") as out:
             out.write(f"\n$ {' '.join(cmd)}\n")
             out.flush()
+            # its own session: a Ctrl-C meant for the trainer (which then finishes its step) must not
+            # kill the server mid-step; it still dies with the trainer (die_with_parent). prctl ties
+            # that to the thread that starts it: the trainer's main thread.
             self.process = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+                cmd, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent, start_new_session=True
             )
         self.url = f"http://127.0.0.1:{port}"
         problem = wait_until_up(self.process, self.url, timeout)
@@ -236,8 +252,13 @@ class LlamaServerRollout:
         hf_dir.mkdir(parents=True, exist_ok=True)
         tokenizer.save_pretrained(hf_dir)
 
-    def request(self, prompt_ids: list[int], seed: int, args) -> dict[str, Any]:
-        return {
+    def request(self, prompt_ids: list[int], seed: int, args, with_probs: bool) -> dict[str, Any]:
+        if args.repetition_penalty != 1.0 or args.generation_kwargs:
+            raise RolloutError(
+                "GRPO_ROLLOUT_ENGINE=llama-server samples with temperature, top-k, top-p and min-p only: "
+                "a repetition penalty or extra generation_kwargs would be ignored"
+            )
+        body = {
             "prompt": prompt_ids,
             "n_predict": self.max_completion_length,
             "temperature": args.temperature,
@@ -245,13 +266,16 @@ class LlamaServerRollout:
             "top_p": args.top_p,
             "min_p": args.min_p or 0.0,
             "samplers": SAMPLERS,
-            "repeat_penalty": args.repetition_penalty,
             "seed": seed,
             "return_tokens": True,
-            "n_probs": 1,
-            "post_sampling_probs": True,  # the probability the token was drawn with (after temperature)
             "cache_prompt": True,
         }
+        if with_probs:
+            # the probability each token was drawn with (after temperature; renormalised over the
+            # nucleus when top_p < 1, which the gap then includes). It costs the server a sort of the
+            # whole vocabulary per token, so it is asked for on some steps only (PROBS_EVERY).
+            body.update(n_probs=1, post_sampling_probs=True)
+        return body
 
     def generate(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """All requests at once: llama-server decodes them together, one slot each."""
@@ -263,8 +287,15 @@ class LlamaServerRollout:
         if self.synced_step != step:
             self.sync(trainer.model, step)
         prompt_ids = [list(map(int, ids)) for ids in trainer._tokenize_prompts(prompts)[0]]
-        seeds = [(self.seed * 1_000_003 + step * 1009 + i) % 2**31 for i in range(len(prompt_ids))]
-        bodies = [self.request(ids, seed, trainer.args) for ids, seed in zip(prompt_ids, seeds, strict=True)]
+        rank = trainer.accelerator.process_index
+        seeds = [
+            (self.seed * 1_000_003 + step * 1009 + rank * 100_003 + i) % 2**31 for i in range(len(prompt_ids))
+        ]
+        with_probs = step % PROBS_EVERY == 0
+        bodies = [
+            self.request(ids, seed, trainer.args, with_probs)
+            for ids, seed in zip(prompt_ids, seeds, strict=True)
+        ]
         try:
             answers = self.generate(bodies)
         except RolloutError as e:  # a crashed or wedged server: one fresh start, then give up
@@ -272,11 +303,23 @@ class LlamaServerRollout:
             self.server.start(self.gguf)
             answers = self.generate(bodies)
         completion_ids = [[int(t) for t in answer.get("tokens", [])] for answer in answers]
-        logprobs = [
-            sampled_logprobs(ids, answer.get("completion_probabilities") or [])
-            for ids, answer in zip(completion_ids, answers, strict=True)
-        ]
-        trainer._metrics["train"]["timing/rollout_sync_s"].append(self.last_sync_s)
+        logprobs = (
+            [
+                sampled_logprobs(ids, answer.get("completion_probabilities") or [])
+                for ids, answer in zip(completion_ids, answers, strict=True)
+            ]
+            if with_probs
+            else None
+        )
+        # llama.cpp also stops on end tokens transformers would not (SmolLM2: <|endoftext|> besides
+        # <|im_end|>); TRL counts such an answer as clipped. Counted, so a model that does it often shows.
+        foreign = sum(
+            a.get("stop_type") == "eos" and bool(ids) and ids[-1] not in trainer.eos_token_ids
+            for a, ids in zip(answers, completion_ids, strict=True)
+        )
+        metrics = trainer._metrics["train" if trainer.model.training else "eval"]
+        metrics["timing/rollout_sync_s"].append(self.last_sync_s)
+        metrics["rollout/foreign_stop_frac"].append(foreign / max(1, len(answers)))
         self.last_sync_s = 0.0
         return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": logprobs}
 

@@ -102,7 +102,7 @@ def llama_rollout(cfg: GRPOTrainConfig, run: RunDir):
     return LlamaServerRollout(
         work_dir=work_dir_for(run.name),
         log=run.path / "llama-server.log",
-        parallel=cfg.batch_size,
+        parallel=cfg.batch_size * cfg.grad_accum,  # TRL generates a whole optimizer step's batch at once
         max_prompt_length=cfg.max_prompt_length,
         max_completion_length=cfg.max_completion_length,
         seed=cfg.seed,
