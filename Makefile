@@ -36,12 +36,13 @@ validate-data: ## check a problem set with the verifier: make validate-data DATA
 	@scripts/bootstrap.sh core
 	$(PY) -m rlvr.validate --data "$(or $(DATA),bundled)"
 
-# GRPO_ROLLOUT_ENGINE=llama-server generates the rollouts with llama.cpp: build it first (once, cached)
-LLAMA_FOR_ROLLOUTS = $(if $(filter llama-server,$(GRPO_ROLLOUT_ENGINE)),$(PY) -m rlvr.export.llama_cpp build,true)
+# GRPO_ROLLOUT_ENGINE=llama-server and EVAL_BACKEND=llama-server generate with llama.cpp: build it
+# first (once, cached)
+LLAMA_IF_NEEDED = $(if $(filter llama-server,$(GRPO_ROLLOUT_ENGINE) $(EVAL_BACKEND) $(backend)),$(PY) -m rlvr.export.llama_cpp build,true)
 
 rlvr-train: ## GRPO in the background (FOREGROUND=1 attached; GRPO_MONITOR=0 without dashboard/TensorBoard)
 	@scripts/bootstrap.sh core
-	@$(LLAMA_FOR_ROLLOUTS)
+	@$(LLAMA_IF_NEEDED)
 	@$(PY) -m rlvr.launch start grpo
 
 stop: ## stop the running training (checkpoint first) and the monitors it started
@@ -52,15 +53,16 @@ status: ## every run (GRPO, SFT, pipeline, eval) with its real state (running / 
 
 pipeline: ## SFT -> GRPO -> eval before/after -> learning report, in the background (FOREGROUND=1 attached; PIPELINE_RESUME=latest continues)
 	@scripts/bootstrap.sh core
-	@$(LLAMA_FOR_ROLLOUTS)
+	@$(LLAMA_IF_NEEDED)
 	@$(PY) -m rlvr.launch start pipeline
 
 sft-train: ## supervised fine-tuning on reference solutions, in the background (FOREGROUND=1 attached)
 	@scripts/bootstrap.sh core
 	@$(PY) -m rlvr.launch start sft
 
-eval: ## evaluate: make eval model=<HF id|dir|adapter dir|bundled> [data=...] [n=...] [k=1,5,10] [limit=...] [backend=server]; make eval resume=<run> continues an interrupted one
+eval: ## evaluate: make eval model=<HF id|dir|adapter dir|bundled> [data=...] [n=...] [k=1,5,10] [limit=...] [backend=server|llama-server]; make eval resume=<run> continues an interrupted one
 	@scripts/bootstrap.sh core
+	@$(LLAMA_IF_NEEDED)
 	$(PY) -m eval.run $(if $(model),--model "$(model)",) $(if $(data),--data "$(data)",) $(if $(n),--n "$(n)",) \
 	  $(if $(k),--k "$(k)",) $(if $(limit),--limit "$(limit)",) $(if $(backend),--backend "$(backend)",) \
 	  $(if $(resume),--resume "$(resume)",)

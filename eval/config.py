@@ -18,7 +18,7 @@ from rlvr.settings import run_root
 
 from .passk import ks_up_to, parse_ks
 
-BACKENDS = ("transformers", "server")
+BACKENDS = ("transformers", "server", "llama-server")
 SPLITS = ("eval", "train", "all")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEFAULT_KS = "1,5,10"
@@ -58,7 +58,7 @@ class EvalConfig:
     """What to evaluate, on what, how to sample, and where to write. Documented in doc/eval.md."""
 
     model: str | None  # "bundled" | path | adapter dir | hub id; for the server backend: the served name
-    backend: str  # transformers | server
+    backend: str  # transformers | server | llama-server (this model served by llama.cpp for the run)
     data: str  # "bundled" | file | hub id (anything rlvr.data.load_problems reads)
     split: str  # eval | train | all
     limit: int  # first N problems of the split (0 = all)
@@ -127,7 +127,7 @@ def _parse(e: Env, explicit_k: bool) -> EvalConfig:
     run_name = e.str("EVAL_RUN_NAME", None)
     if run_name and not RUN_NAME.match(run_name):
         raise ConfigError(f"EVAL_RUN_NAME={run_name!r}: use letters, digits, '.', '_' and '-' only")
-    default_model = "bundled" if backend == "transformers" else None
+    default_model = None if backend == "server" else "bundled"
     return EvalConfig(
         model=e.str("EVAL_MODEL", default_model),
         backend=backend,

@@ -306,7 +306,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m eval.run", description=__doc__.split("\n\n")[0])
     helps = {
         "model": "bundled | model dir | adapter dir | HF id; with --backend server the served model name",
-        "backend": "transformers (default) | server (OPENAI_BASE_URL)",
+        "backend": "transformers (default) | server (OPENAI_BASE_URL) | llama-server (serve the model with llama.cpp)",
         "data": "bundled (default) | .jsonl/.json/.csv/.parquet | HF id | a MultiPL-E file name",
         "split": "eval (default) | train | all",
         "limit": "first N problems (0 = all)",

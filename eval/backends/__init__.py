@@ -1,7 +1,8 @@
 """Generation backends: something that turns chat prompts into n sampled answers each.
 
 `transformers` runs the model in this process (batched, left padding); `server` asks any
-OpenAI-compatible server (llama-server, vLLM, llama-cpp-python, scripts/serve_transformers.py).
+OpenAI-compatible server (llama-server, vLLM, llama-cpp-python, scripts/serve_transformers.py);
+`llama-server` serves the model itself with llama.cpp for the evaluation (faster on a CPU).
 Both take the chat messages of rlvr.prompts.build_messages, so evaluation sees what training saw.
 """
 
@@ -32,6 +33,10 @@ def make_backend(cfg: EvalConfig) -> Backend:
         from .local import TransformersBackend
 
         return TransformersBackend(cfg)
+    if cfg.backend == "llama-server":
+        from .llama import LlamaServerBackend
+
+        return LlamaServerBackend(cfg)
     from .server import ServerBackend
 
     return ServerBackend(cfg)

@@ -29,9 +29,6 @@ import io
 import math
 import os
 import shutil
-import signal
-import subprocess
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,68 +36,20 @@ from typing import Any
 
 import torch
 
-from ..export import llama_cpp
 from ..export.gguf import write_gguf
+from ..export.llama_server import LlamaServer, LlamaServerError, work_dir
 from .generation import lora_model
-
-SAMPLERS = ["temperature", "top_k", "top_p", "min_p"]  # transformers' order of the logits warpers
-PROBS_EVERY = 10  # steps between two measurements of rollout/logprob_gap (the first step is one)
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
-                   "merges.txt", "tokenizer.model", "chat_template.jinja", "generation_config.json")  # fmt: skip
-
-
-class RolloutError(RuntimeError):
-    """llama-server could not be started or did not answer; the message holds the end of its log."""
-
 
 WORK_PREFIX = "ocamler-rollout-"
 
 
-def work_root() -> Path:
-    """Where the policy's weights are written every step: RAM (/dev/shm) when the machine has it."""
-    shm = Path("/dev/shm")
-    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
-
-
 def work_dir_for(run_name: str) -> Path:
-    """This process's work directory, `<root>/ocamler-rollout-<run>-<pid>`. Directories left by runs
-    that were killed (SIGKILL runs no cleanup: ~0.8 GB of weights in RAM each for the 135M model) are
-    removed first: a directory whose pid is no longer alive is stale."""
-    root = work_root()
-    for stale in root.glob(f"{WORK_PREFIX}*"):
-        pid = stale.name.rpartition("-")[2]
-        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-    return root / f"{WORK_PREFIX}{run_name}-{os.getpid()}"
+    """The rollout's work directory in RAM, `ocamler-rollout-<run>-<pid>` (dead runs' ones swept)."""
+    return work_dir(WORK_PREFIX, run_name)
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
-
-
-def _prctl():
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # not Linux
-        return None
-
-
-_PRCTL = _prctl()  # looked up here: the child between fork and exec must not load libraries
-
-
-def die_with_parent() -> None:
-    """In the llama-server child before exec: SIGTERM it when the training process dies, also by
-    SIGKILL, so no server outlives its run (Linux prctl PR_SET_PDEATHSIG; elsewhere a no-op)."""
-    if _PRCTL is not None:
-        _PRCTL(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+SAMPLERS = ["temperature", "top_k", "top_p", "min_p"]  # transformers' order of the logits warpers
+PROBS_EVERY = 10  # steps between two measurements of rollout/logprob_gap (the first step is one)
 
 
 def policy_state_dict(model) -> dict[str, torch.Tensor]:
@@ -151,72 +100,6 @@ def sampled_logprobs(tokens: list[int], probs: list[dict]) -> list[float | None]
     return out
 
 
-class LlamaServer:
-    """One llama-server process on a GGUF file; restarted on a new file whenever the policy changes."""
-
-    def __init__(self, parallel: int, context_per_slot: int, threads: int, log: Path):
-        self.parallel = parallel
-        self.context = parallel * context_per_slot
-        self.threads = threads
-        self.log = log
-        self.process: subprocess.Popen | None = None
-        self.url = ""
-
-    def start(self, gguf: Path, timeout: float = 120.0) -> None:
-        from ..export.llama_selftest import free_port, wait_until_up
-
-        self.stop()
-        port = free_port()
-        cmd = [
-            str(llama_cpp.binary("llama-server")), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port),
-            "-c", str(self.context), "-np", str(self.parallel), "-t", str(self.threads), "-tb", str(self.threads),
-            "--no-webui",
-        ]  # fmt: skip
-        with self.log.open("a") as out:
-            out.write(f"\n$ {' '.join(cmd)}\n")
-            out.flush()
-            # its own session: a Ctrl-C meant for the trainer (which then finishes its step) must not
-            # kill the server mid-step; it still dies with the trainer (die_with_parent). prctl ties
-            # that to the thread that starts it: the trainer's main thread.
-            self.process = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent, start_new_session=True
-            )
-        self.url = f"http://127.0.0.1:{port}"
-        problem = wait_until_up(self.process, self.url, timeout)
-        if problem is not None:
-            self.stop()
-            raise RolloutError(
-                f"llama-server on {gguf}: {problem}; its log ({self.log}) ends:\n{self.tail()}"
-            )
-
-    def complete(self, body: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
-        import httpx
-
-        try:
-            response = httpx.post(self.url + "/completion", json=body, timeout=timeout)
-        except httpx.HTTPError as e:
-            raise RolloutError(f"llama-server request failed: {e}; its log ends:\n{self.tail()}") from None
-        if response.status_code != 200:
-            raise RolloutError(f"llama-server answered HTTP {response.status_code}: {response.text[:500]}")
-        return response.json()
-
-    def tail(self, chars: int = 1500) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-
 class LlamaServerRollout:
     """TRL's `rollout_func`: `(prompts, trainer) -> {"prompt_ids", "completion_ids", "logprobs"}`,
     one completion per entry of `prompts` (TRL's sampler has already repeated each prompt once per
@@ -254,7 +137,7 @@ class LlamaServerRollout:
 
     def request(self, prompt_ids: list[int], seed: int, args, with_probs: bool) -> dict[str, Any]:
         if args.repetition_penalty != 1.0 or args.generation_kwargs:
-            raise RolloutError(
+            raise LlamaServerError(
                 "GRPO_ROLLOUT_ENGINE=llama-server samples with temperature, top-k, top-p and min-p only: "
                 "a repetition penalty or extra generation_kwargs would be ignored"
             )
@@ -298,7 +181,7 @@ class LlamaServerRollout:
         ]
         try:
             answers = self.generate(bodies)
-        except RolloutError as e:  # a crashed or wedged server: one fresh start, then give up
+        except LlamaServerError as e:  # a crashed or wedged server: one fresh start, then give up
             print(f"warning: {e}\nrestarting llama-server once and generating the batch again", flush=True)
             self.server.start(self.gguf)
             answers = self.generate(bodies)

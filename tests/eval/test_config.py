@@ -14,6 +14,11 @@ def test_defaults_are_greedy_single_sample_on_the_bundled_eval_split():
     assert (cfg.n, cfg.ks, cfg.temperature, cfg.limit) == (1, (1,), 0.0, 0)
 
 
+def test_the_llama_server_backend_serves_the_bundled_model_by_default():
+    cfg = EvalConfig.from_sources({"EVAL_BACKEND": "llama-server"})
+    assert (cfg.backend, cfg.model, cfg.base_url) == ("llama-server", "bundled", None)
+
+
 def test_flags_win_over_variables_and_default_ks_are_cut_to_n():
     cfg = EvalConfig.from_sources({"EVAL_N": "3", "EVAL_SEED": "9"}, {"n": "10", "limit": "5"})
     assert (cfg.n, cfg.ks, cfg.temperature, cfg.seed, cfg.limit) == (10, (1, 5, 10), 0.8, 9, 5)
@@ -29,7 +34,11 @@ def test_flags_win_over_variables_and_default_ks_are_cut_to_n():
         ({"EVAL_N": "2", "EVAL_K": "1,5"}, {}, "pass@5 but EVAL_N=2"),
         ({"EVAL_N": "4", "EVAL_TEMPERATURE": "0"}, {}, "EVAL_TEMPERATURE=0"),
         ({"EVAL_BACKEND": "server"}, {}, "needs OPENAI_BASE_URL"),
-        ({"EVAL_BACKEND": "vllm"}, {}, "EVAL_BACKEND='vllm': expected one of transformers, server"),
+        (
+            {"EVAL_BACKEND": "vllm"},
+            {},
+            "EVAL_BACKEND='vllm': expected one of transformers, server, llama-server",
+        ),
         ({"EVAL_SPLIT": "test"}, {}, "EVAL_SPLIT='test'"),
         ({}, {"run_name": "a/b"}, "--run-name (EVAL_RUN_NAME)='a/b'"),
         ({"OPENAI_BASE_URL": "localhost:8080"}, {}, "OPENAI_BASE_URL='localhost:8080'"),
