@@ -70,14 +70,15 @@ class PipelineConfig:
     eval_limit: int  # first N held-out problems (0 = all)
     eval_data: str
     reuse_base_eval: bool  # copy an equivalent evaluation of the base model instead of repeating it
+    eval_backend: str = "transformers"  # eval.run --backend: llama-server (cpu default) | transformers
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @staticmethod
-    def from_env(env: Mapping[str, str], model: str | None = None) -> PipelineConfig:
+    def from_env(env: Mapping[str, str], model: str | None = None, profile: str = "cpu") -> PipelineConfig:
         """PIPELINE_* settings; `model` is the base model the trainers resolved (their profile decides
-        the default), else BASE_MODEL_ID as given."""
+        the default), else BASE_MODEL_ID as given; `profile` is theirs too (cpu | cuda)."""
         e = Env(env)
         phases = e.list("PIPELINE_PHASES", PHASES)
         unknown = [p for p in phases if p not in PHASES]
@@ -97,6 +98,9 @@ class PipelineConfig:
             raise ConfigError(f"PIPELINE_RUN_NAME={name!r}: use letters, digits, '.', '_' and '-' only")
         temperature = e.str("PIPELINE_EVAL_TEMPERATURE", None)
         max_tokens = e.str("PIPELINE_EVAL_MAX_TOKENS", None)
+        # cpu: llama.cpp evaluates ~6x faster than transformers' generate (doc/benchmarks.md), and a
+        # pipeline evaluates up to six times; a GPU evaluates fast enough in process
+        eval_backend = "transformers" if profile == "cuda" else "llama-server"
         return PipelineConfig(
             name=name,
             output_dir=run_root("pipeline", e),
@@ -115,6 +119,7 @@ class PipelineConfig:
             eval_limit=e.int("PIPELINE_EVAL_LIMIT", 0, minimum=0),
             eval_data=e.str("PIPELINE_EVAL_DATA", "bundled") or "bundled",
             reuse_base_eval=e.bool("PIPELINE_REUSE_BASE_EVAL", True),
+            eval_backend=e.choice("PIPELINE_EVAL_BACKEND", eval_backend, ("llama-server", "transformers")),
         )
 
 
@@ -330,7 +335,28 @@ class Pipeline:
             return "stopped"
         return "failed"
 
+    def ensure_llama_cpp(self, phase: str) -> bool:
+        """Build llama.cpp (once, cached; ~15 min on 2 cores) for the llama-server eval backend, as a
+        child the pipeline can stop; False when stopped."""
+        from .export import llama_cpp
+
+        if self.cfg.eval_backend != "llama-server" or llama_cpp.is_built():
+            return True
+        log = self.state.dir / "logs" / "llama-cpp-build.log"
+        argv = [sys.executable, "-u", "-m", "rlvr.export.llama_cpp", "build"]
+        code = self.spawn(f"{phase}:llama-cpp", argv, self.phase_env(), log, signal.SIGTERM)
+        if self.stop_requested:
+            return False
+        if code != 0:
+            raise PipelineError(
+                f"building llama.cpp for PIPELINE_EVAL_BACKEND=llama-server failed (log {log}); "
+                "PIPELINE_EVAL_BACKEND=transformers evaluates without it"
+            )
+        return True
+
     def run_eval(self, phase: str, record: dict[str, Any]) -> str:
+        if not self.ensure_llama_cpp(phase):
+            return "stopped"
         which = EVAL_PHASES[phase]
         model = self.model_of(which)
         grpo = self.state.data["settings"]["grpo"]
@@ -351,6 +377,7 @@ class Pipeline:
                 "model": model, "data": self.cfg.eval_data, "split": "eval", "n": n,
                 "k": ",".join(map(str, ks)), "temperature": temperature, "max_tokens": max_tokens,
                 "limit": self.cfg.eval_limit, "output_dir": str(out.parent), "run_name": out.name,
+                "backend": self.cfg.eval_backend,
             }  # fmt: skip
             env = self.phase_env()
             if which == "base" and self.cfg.reuse_base_eval and not resume:
@@ -480,13 +507,16 @@ def open_pipeline(cfg: PipelineConfig, env: Mapping[str, str]) -> tuple[Pipeline
     """A new pipeline's state, or the resumed one's (whose recorded settings then win)."""
     if not cfg.resume:
         settings = resolved_settings(env)  # validates every phase's settings before anything runs
-        cfg = PipelineConfig.from_env(env, model=settings["sft"]["model"])
+        cfg = PipelineConfig.from_env(
+            env, model=settings["sft"]["model"], profile=settings["grpo"]["profile"]
+        )
         return cfg, PipelineState.create(cfg, settings)
     state = PipelineState.load(Path(cfg.output_dir), cfg.resume)
     if state.data.get("status") == "running" and _alive(state.data):
         raise PipelineError(f"{state.dir} is running (pid {state.data['pid']}); `make stop` first")
     # a setting added since the pipeline was made takes its value from this environment
-    fields = {**asdict(cfg), **state.data["config"]}
+    # (a pipeline made before PIPELINE_EVAL_BACKEND evaluated in process: its evaluations stay comparable)
+    fields = {**asdict(cfg), "eval_backend": "transformers", **state.data["config"]}
     recorded = PipelineConfig(**{**fields, "phases": tuple(fields["phases"])})
     for record in state.data["phases"]:
         if record["status"] in ("running", "stopped", "failed"):

@@ -35,6 +35,7 @@ def pipeline_env(model: Path, problems: Path, root: Path, **extra: str) -> dict[
         GRPO_SAVE_STEPS="1",
         GRPO_MAX_COMPLETION_LENGTH="12",
         PIPELINE_EVAL_N="2",
+        PIPELINE_EVAL_BACKEND="transformers",  # the cpu default, llama-server: tests/slow/test_llama_eval.py
         SFT_PROFILE="cpu",
         GRPO_PROFILE="cpu",
         SFT_REPORT_TO="none",
@@ -224,6 +225,15 @@ def test_bad_settings_name_the_variable():
         PipelineConfig.from_env({"PIPELINE_PHASES": "grpo,eval_sft"})
     cfg = PipelineConfig.from_env({"PIPELINE_PHASES": "report,sft"})
     assert cfg.phases == ("sft", "report")  # always in the road's order
+    with pytest.raises(
+        ConfigError, match="PIPELINE_EVAL_BACKEND='server': expected one of llama-server, transformers"
+    ):
+        PipelineConfig.from_env({"PIPELINE_EVAL_BACKEND": "server"})
+
+
+def test_the_eval_backend_is_llama_server_on_cpu_and_transformers_on_cuda():
+    assert PipelineConfig.from_env({}, profile="cpu").eval_backend == "llama-server"
+    assert PipelineConfig.from_env({}, profile="cuda").eval_backend == "transformers"
 
 
 def test_a_pipeline_recorded_before_a_setting_existed_resumes_with_it_from_the_environment(tmp_path):
@@ -233,6 +243,7 @@ def test_a_pipeline_recorded_before_a_setting_existed_resumes_with_it_from_the_e
     cfg = PipelineConfig.from_env(env, model="bundled")
     state = PipelineState.create(cfg, settings={})
     del state.data["config"]["reuse_base_eval"]  # as pipeline.json was before that setting
+    del state.data["config"]["eval_backend"]
     state.update(status="stopped", pid=None)
     resumed, _ = open_pipeline(
         PipelineConfig.from_env(
@@ -241,6 +252,8 @@ def test_a_pipeline_recorded_before_a_setting_existed_resumes_with_it_from_the_e
         env,
     )
     assert resumed.reuse_base_eval is False and resumed.resume == "old" and resumed.phases == ("report",)
+    # one exception: its evaluations were made in process, so the later ones are too (comparable)
+    assert resumed.eval_backend == "transformers"
 
 
 def test_an_interrupted_evaluation_phase_is_resumed_not_started_over(finished, tiny_model):  # noqa: F811
