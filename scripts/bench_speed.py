@@ -10,9 +10,10 @@ same; and, as the reference for what this CPU can generate, the same model serve
 Step 1 of each run is left out (warm-up). Prints a table; writes bench-speed-<time>.json to BENCH_OUT.
 
 Settings (environment): BENCH_OUT (default bench_runs), BENCH_SPEED_SFT_STEPS (default 6),
-BENCH_SPEED_GRPO_STEPS (default 4), BENCH_SPEED_MODEL (the model GRPO starts from, default bundled; an
-SFT adapter gives completion lengths like the pipeline's), BENCH_SPEED_ONLY (sft | grpo | generate |
-lora | llama: one part; `generate` times HF generate at batch 4/8/16 in float32 and bfloat16, and
+BENCH_SPEED_GRPO_STEPS (default 4), BENCH_SPEED_MODEL (the model GRPO starts from and eval evaluates,
+default bundled; an SFT adapter gives completion lengths like the pipeline's), BENCH_SPEED_ONLY (sft |
+grpo | eval | generate | lora | llama: one part; `eval` times eval.run with the transformers and the
+llama-server backends; `generate` times HF generate at batch 4/8/16 in float32 and bfloat16, and
 `lora` a LoRA model unmerged, merged, and merged under bf16 autocast).
 """
 
@@ -116,6 +117,43 @@ def grpo_speed(label: str, overrides: dict[str, str], out: Path, env: dict[str, 
         "sync_s": sum(r.get("timing/rollout_sync_s") or 0.0 for r in rows) / len(rows),
         "logprob_gap": sum(gaps) / len(gaps) if gaps else None,
     }
+
+
+def eval_speed(env: dict[str, str], out: Path, limit: int = 8) -> list[dict]:
+    """`python -m eval.run` of BENCH_SPEED_MODEL on the first `limit` held-out problems, 4 samples each
+    at T 0.7 and 256 tokens (the pipeline's sampled evaluation), with each backend that can run here."""
+    from rlvr.export import llama_cpp
+
+    rows = []
+    for backend in ("transformers", "llama-server"):
+        if backend == "llama-server" and not llama_cpp.is_built():
+            continue
+        argv = [
+            "--model", env.get("BENCH_SPEED_MODEL", "bundled"), "--backend", backend, "--split", "eval",
+            "--limit", str(limit), "--n", "4", "--k", "1,4", "--temperature", "0.7", "--max-tokens", "256",
+            "--output-dir", str(out / "eval"), "--run-name", backend,
+        ]  # fmt: skip
+        start = time.monotonic()
+        with (out / f"eval-{backend}.log").open("w") as log:
+            proc = subprocess.run(
+                [sys.executable, "-m", "eval.run", *argv],
+                env=env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        if proc.returncode != 0:
+            raise SystemExit(
+                f"eval.run --backend {backend} failed ({proc.returncode}); log {out / f'eval-{backend}.log'}"
+            )
+        summary = json.loads((out / "eval" / backend / "summary.json").read_text())
+        timing = summary["timing"]
+        rows.append(
+            {"backend": backend, "wall_s": time.monotonic() - start, "generate_s": timing["generate_s"],
+             "completion_tokens": timing["completion_tokens"], "tokens_per_s": timing["tokens_per_generate_s"],
+             "samples": summary["counts"]["samples"], "mean_reward": summary["mean_reward"]}
+        )  # fmt: skip
+    return rows
 
 
 def generate_speed(batches: tuple[int, ...] = (4, 8, 16), new_tokens: int = 128) -> list[dict]:
@@ -316,6 +354,17 @@ def main() -> int:
                   f"{lr['sync_s']:.1f} s a step; logprob gap {gap}", flush=True)  # fmt: skip
         else:
             print("  llama-server rollouts: not timed (llama.cpp is not built: make llama-cpp)")
+    if only in ("", "eval"):
+        result["eval"] = eval_speed(env, out)
+        print(
+            f"\neval.run, {env.get('BENCH_SPEED_MODEL', 'bundled')}, 8 held-out problems x 4 samples, T 0.7, 256 tokens"
+        )
+        for r in result["eval"]:
+            print(f"  {r['backend']:<13} generate {r['generate_s']:6.1f} s, {r['tokens_per_s']:6.1f} tokens/s "
+                  f"(wall {r['wall_s']:.0f} s with loading), mean reward {r['mean_reward']:.3f}")  # fmt: skip
+        if len(result["eval"]) == 2:
+            t, ll = result["eval"]
+            print(f"  llama-server: {ll['tokens_per_s'] / t['tokens_per_s']:.2f}x the tokens/s", flush=True)
     if only in ("", "generate"):
         result["generate"] = generate_speed()
         print("\nHF generate, bundled model, 128 new tokens a sequence (one batch = one GRPO group)")
