@@ -5,8 +5,8 @@ at a time; llama.cpp generates the same 135M model several times faster on the s
 (doc/benchmarks.md, "Speed on CPU"). vLLM plays this part on a GPU; llama-server is the CPU's engine.
 
 How, once per optimizer step (the first rollout after the weights changed):
-1. the policy's weights (a LoRA adapter merged into a copy of them) are saved as a Hugging Face
-   directory in a work directory, in /dev/shm when it exists;
+1. the policy's weights (each LoRA layer's W + BA computed out of place, the trainer's weights
+   untouched) are saved as a Hugging Face directory in a work directory, in /dev/shm when it exists;
 2. llama.cpp's converter turns that into a GGUF file, in this process (rlvr.export.gguf.write_gguf);
 3. llama-server is restarted on the new file (a 135M model loads in about a second).
 Then every completion of the batch is one /completion request, all in parallel (one llama-server
@@ -16,10 +16,12 @@ order (temperature, then top-k, top-p, min-p) with llama.cpp's penalties off. Ea
 seed (from GRPO_SEED, the step and the completion's index), so a run can be repeated.
 
 What it costs: llama.cpp samples from 16-bit weights while the loss scores the tokens with the
-trainer's float32 weights. TRL's importance-sampling correction for such a mismatch is tied to vLLM,
-so here the mismatch is measured, not corrected: `rollout/logprob_gap` is the mean absolute
-difference, per token, between llama.cpp's log-probability of each sampled token and the one the
-loss computes (which also carries the LoRA dropout of the training forward pass).
+trainer's weights (float32, under bf16 autocast where the CPU has it). TRL's importance-sampling
+correction for such a mismatch is tied to vLLM, so here the mismatch is measured, not corrected:
+`rollout/logprob_gap` is the mean absolute difference, per token, between llama.cpp's log-probability
+of each sampled token and the one the loss computes (which also carries the LoRA dropout of the
+training forward pass); 0.016 at the first step of `grpo30-llama` (doc/benchmarks.md). llama.cpp also
+stops on end tokens TRL does not (counted: `rollout/foreign_stop_frac`).
 """
 
 from __future__ import annotations
