@@ -80,7 +80,7 @@ class LlamaServer:
         self.url = ""
 
     def start(self, gguf: Path, timeout: float = 120.0) -> None:
-        from ..export.llama_selftest import free_port, wait_until_up
+        from .llama_selftest import free_port, wait_until_up
 
         self.stop()
         port = free_port()
