@@ -65,7 +65,11 @@ class LlamaServerBackend:
             base_url=self.server.url + "/v1",
             extra_body={**SAMPLING, **cfg.extra_body},
         )
-        self.client = ServerBackend(served)
+        try:
+            self.client = ServerBackend(served)
+        except ServerError:
+            self.close()  # no server or GGUF left behind when it does not answer
+            raise
         self.info = {
             "backend": "llama-server",
             "spec": cfg.model,
