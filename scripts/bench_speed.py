@@ -24,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -262,24 +263,21 @@ def llama_speed(env: dict[str, str], parallel: int = 8, max_tokens: int = 256) -
 
     from rlvr.data import load_problems
     from rlvr.export import llama_cpp
-    from rlvr.export.llama_selftest import wait_until_up
+    from rlvr.export.llama_server import LlamaServer, LlamaServerError
     from rlvr.models import bundled_gguf
     from rlvr.prompts import build_messages
 
     if not llama_cpp.is_built():
         return None
-    port = 8093
-    threads = str(os.cpu_count() or 2)
-    cmd = [
-        str(llama_cpp.binary("llama-server")), "-m", str(bundled_gguf()), "--host", "127.0.0.1", "--port", str(port),
-        "-c", str(4096 * parallel), "-np", str(parallel), "-t", threads, "-tb", threads, "--jinja",
-    ]  # fmt: skip
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    threads = os.cpu_count() or 2
+    log = Path(tempfile.gettempdir()) / "bench-speed-llama-server.log"
+    server = LlamaServer(parallel, 4096, threads, log, jinja=True)
     try:
-        url = f"http://127.0.0.1:{port}"
-        problem = wait_until_up(server, url, timeout=60)
-        if problem is not None:
-            raise SystemExit(f"llama-server for the reference figure: {problem}")
+        try:
+            server.start(bundled_gguf(), timeout=60)
+        except LlamaServerError as e:
+            raise SystemExit(f"llama-server for the reference figure: {e}") from None
+        url = server.url
         problems, _ = load_problems("bundled", split="train")
 
         def ask(i: int) -> int:
@@ -300,8 +298,7 @@ def llama_speed(env: dict[str, str], parallel: int = 8, max_tokens: int = 256) -
             seconds = time.monotonic() - t
         return {"parallel": parallel, "tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
 
 
 def main() -> int:

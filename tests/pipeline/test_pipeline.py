@@ -50,6 +50,18 @@ def pipeline_env(model: Path, problems: Path, root: Path, **extra: str) -> dict[
     return env
 
 
+def run_pipeline(env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python -m rlvr.pipeline` to its end, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "rlvr.pipeline"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def state(root: Path) -> dict:
     try:
         return json.loads((root / "pipeline_runs" / "p" / "pipeline.json").read_text())
@@ -92,10 +104,7 @@ def finished(tiny_model, tmp_path_factory):  # noqa: F811
     proc.send_signal(signal.SIGTERM)
     first_out = proc.communicate(timeout=300)[0].decode()
     first = {"code": proc.returncode, "state": state(root), "out": first_out, "running": running}
-    resumed = subprocess.run(
-        [sys.executable, "-m", "rlvr.pipeline"], env={**env, "PIPELINE_RESUME": "latest"}, cwd=REPO,
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    resumed = run_pipeline({**env, "PIPELINE_RESUME": "latest"})
     return {"root": root, "first": first, "resumed": resumed}
 
 
@@ -185,10 +194,7 @@ def test_the_base_model_evaluation_is_reused_when_nothing_that_decides_it_change
     env = pipeline_env(tiny_model, root / "problems.jsonl", root, PIPELINE_PHASES="eval_base")
 
     def run(name: str, **extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "rlvr.pipeline"], env={**env, "PIPELINE_RUN_NAME": name, **extra},
-            cwd=REPO, capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+        return run_pipeline({**env, "PIPELINE_RUN_NAME": name, **extra})
 
     same = run("q")
     assert same.returncode == 0, same.stdout[-3000:] + same.stderr[-2000:]
@@ -275,14 +281,7 @@ def test_an_interrupted_evaluation_phase_is_resumed_not_started_over(finished, t
     pipeline.write_text(json.dumps(data))
 
     env = pipeline_env(tiny_model, root / "problems.jsonl", root, PIPELINE_RESUME="p")
-    resumed = subprocess.run(
-        [sys.executable, "-m", "rlvr.pipeline"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    resumed = run_pipeline(env)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-2000:]
     assert f"--resume {run}" in resumed.stdout
     log = (root / "pipeline_runs" / "p" / "logs" / "eval_final-sampled.log").read_text()

@@ -61,20 +61,13 @@ def test_a_model_llama_cpp_cannot_convert_is_a_clear_error(built, tmp_path):  # 
 
 
 def test_the_pipeline_evaluates_through_llama_server_by_default_on_cpu(built, tiny_model, tmp_path):  # noqa: F811
-    from tests.pipeline.test_pipeline import pipeline_env
+    from tests.pipeline.test_pipeline import pipeline_env, run_pipeline
 
     problems = tmp_path / "problems.jsonl"
     problems.write_text("".join(json.dumps(r) + "\n" for r in eval_problems()[:2]))
     env = pipeline_env(tiny_model, problems, tmp_path, PIPELINE_PHASES="eval_base", PIPELINE_EVAL_GREEDY="0")
     del env["PIPELINE_EVAL_BACKEND"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "rlvr.pipeline"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    proc = run_pipeline(env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:]
     summary = json.loads((tmp_path / "eval_runs" / "p-base-sampled" / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["model"]["backend"] == "llama-server"
