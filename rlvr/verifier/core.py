@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import re
 import secrets
@@ -47,6 +46,7 @@ from .scoring import (
     type_check_credit,
 )
 from .style import DEGENERATE_PENALTY, degenerate_reasons, style_penalty
+from .time_limits import REFERENCE_RUNS, ReferenceTimes, TimeLimit, derive, machine_description
 
 if TYPE_CHECKING:
     from ..problems import Problem
@@ -58,10 +58,12 @@ log = logging.getLogger(__name__)
 # whole, long enough that no ordinary compile (tens of milliseconds) ever reaches it.
 SERVER_JOB_DEADLINE_S = 1.5
 SERVER_RETRY_AFTER_S = 60.0  # after a server that would not start, compile per process this long
-# A test run is limited by CPU time (run_timeout_s); its wall-clock cap is this many times that, so that
-# a correct program on a busy machine (training shares the cores) is not cut short. The slowest
-# reference solution in data/ocaml_problems.jsonl needs ~0.7 s of CPU (doc/reward.md).
+# A test run is limited by CPU time (its problem's TimeLimit); its wall-clock cap is this many times that,
+# and at least RUN_WALL_MIN_EXTRA_S more, so that a correct program on a busy machine (training shares the
+# cores) is not cut short.
 RUN_WALL_FACTOR = 3.0
+RUN_WALL_MIN_EXTRA_S = 0.5
+TIME_LIMIT_MODES = ("reference", "fixed")
 
 
 class OCamlNotFound(RuntimeError):
@@ -76,8 +78,14 @@ class VerifierConfig:
     jobs: int = 0  # 0 = one worker per core
     native: bool = False  # ocamlopt instead of bytecode ocamlc (slower to compile, faster to run)
     compile_timeout_s: float = 5.0
-    run_timeout_s: float = 1.0  # CPU time of one run of the test program (whole seconds: RLIMIT_CPU)
-    test_budget_s: float = 3.0  # all runs of one completion's tests together
+    run_timeout_s: float = 1.0  # CPU time of one run of the test program; the ceiling of derived limits
+    test_budget_s: float = 3.0  # all runs of one completion's tests together (wall clock)
+    # "reference": per-problem limits derived from the reference solution (time_limits.py); "fixed":
+    # run_timeout_s and test_budget_s for every problem
+    time_limits: str = "reference"
+    # The test program's stack, in words (OCAMLRUNPARAM=l): small, so that a non-tail-recursive answer
+    # overflows on the problem set's tail-recursion tests, whose inputs can then stay small (doc/reward.md)
+    stack_words: int = 131072
     memory_mb: int = 512
     retries: int = 2  # extra attempts after an infrastructure failure
     compile_server: bool = True  # persistent sandboxed compiler per worker (compile_server.py)
@@ -90,6 +98,12 @@ class VerifierConfig:
                 raise ValueError(
                     f"verifier {name}={getattr(self, name)!r}: expected a positive number of seconds"
                 )
+        if self.time_limits not in TIME_LIMIT_MODES:
+            raise ValueError(
+                f"VERIFIER_TIME_LIMITS={self.time_limits!r}: expected one of {', '.join(TIME_LIMIT_MODES)}"
+            )
+        if self.stack_words < 4096:
+            raise ValueError(f"VERIFIER_STACK_WORDS={self.stack_words}: expected at least 4096 words")
         if self.jobs < 0 or self.memory_mb < 64 or self.retries < 0:
             raise ValueError("verifier jobs must be >= 0, memory_mb >= 64 and retries >= 0")
 
@@ -106,6 +120,8 @@ class VerifierConfig:
             compile_timeout_s=e.float("VERIFIER_COMPILE_TIMEOUT", d.compile_timeout_s, 0.001, 3600.0),
             run_timeout_s=e.float("VERIFIER_RUN_TIMEOUT", d.run_timeout_s, 0.001, 3600.0),
             test_budget_s=e.float("VERIFIER_TEST_BUDGET", d.test_budget_s, 0.001, 3600.0),
+            time_limits=e.choice("VERIFIER_TIME_LIMITS", d.time_limits, TIME_LIMIT_MODES),
+            stack_words=e.int("VERIFIER_STACK_WORDS", d.stack_words, minimum=4096),
             memory_mb=e.int("VERIFIER_MEMORY_MB", d.memory_mb, minimum=64),
             retries=e.int("VERIFIER_RETRIES", d.retries, minimum=0),
             compile_server=e.bool("VERIFIER_COMPILE_SERVER", d.compile_server),
@@ -125,6 +141,7 @@ class _CodeVerdict:
     error: str | None = None
     type_errors: int = 0
     full_definition: bool = False
+    time_limit_s: float | None = None  # the CPU limit per run, when the tests ran
 
 
 @dataclass
@@ -168,7 +185,7 @@ class Verifier:
         self._lock = threading.Lock()
         self.infra_failures = 0
         # verified: (problem, code) pairs compiled and run; compile_fallbacks: compile-server jobs
-        # redone per process
+        # redone per process; reference_measurements: reference solutions timed for a TimeLimit
         self.stats: Counter[str] = Counter()
         self._scratch = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
         # One directory for all the workers' job directories: created once, removed by close().
@@ -178,6 +195,9 @@ class Verifier:
         self._server_binary: Path | None = None
         self._server_identity: tuple[str, str] = ("", "")
         self._server_checked = False
+        self._reference_times: ReferenceTimes | None = None
+        self._limits: dict[str, TimeLimit] = {}
+        self._measuring: dict[str, threading.Lock] = {}
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -234,6 +254,7 @@ class Verifier:
                 stage=v.stage,
                 error=v.error,
                 type_errors=v.type_errors,
+                time_limit_s=v.time_limit_s,
             )
             if v.stage not in ("infra_error", "empty"):
                 o.degenerate_reasons = degenerate_reasons(text, ex, _safe_name(problem), v.full_definition)
@@ -246,6 +267,40 @@ class Verifier:
         for o in outcomes:
             o.duration_ms = round(per_item_ms, 2)
         return outcomes
+
+    def time_limit(self, problem: Problem) -> TimeLimit:
+        """The limits for `problem`'s test runs: derived from its reference solution's CPU time when it
+        has one (measured on first use, then cached on disk), else the fixed ones."""
+        fixed = derive(None, self.config.run_timeout_s, self.config.test_budget_s)
+        if self.config.time_limits == "fixed" or not problem.solution:
+            return fixed
+        key = _problem_key(problem, with_solution=True)
+        with self._lock:
+            if key in self._limits:
+                return self._limits[key]
+            lock = self._measuring.setdefault(key, threading.Lock())
+        with lock:  # one measurement per problem, however many threads ask at once
+            with self._lock:
+                if key in self._limits:
+                    return self._limits[key]
+            times = self._times_cache()
+            try:
+                ref = times.get(key)
+            except KeyError:
+                ref = self._reference_cpu_s(problem)
+                times.put({key: ref})
+                with self._lock:
+                    self.stats["reference_measurements"] += 1
+            limit = derive(ref, self.config.run_timeout_s, self.config.test_budget_s)
+            with self._lock:
+                self._limits[key] = limit
+            return limit
+
+    def calibrate(self, problems: Sequence[Problem]) -> dict[str, TimeLimit]:
+        """Every problem's limits (problem id -> TimeLimit), measuring the references not measured yet
+        on this machine in parallel: worth calling once before scoring a whole problem set."""
+        limits = list(self._pool.map(self.time_limit, problems))
+        return {p.id: lim for p, lim in zip(problems, limits)}
 
     def check_problem(self, problem: Problem) -> str | None:
         """None if the problem's tests compile against its own signature; else why not (cached)."""
@@ -288,7 +343,7 @@ class Verifier:
         if build.timed_out:
             return _CodeVerdict(stage="timeout", error="compilation timed out", full_definition=full)
         if build.returncode == 0:
-            return self._run_tests(w.work / "prog", problem, full)
+            return self._run_tests(w.work / "prog", problem, full, self.time_limit(problem))
         output = build.stdout + build.stderr
         err = first_error(output)
         if err is None:
@@ -445,29 +500,34 @@ class Verifier:
             line = err.line
         return errors
 
-    def _run_limits(self, remaining_s: float) -> Limits:
-        """Limits of one test run. CPU time is what limits it (RLIMIT_CPU: SIGXCPU at run_timeout_s
-        rounded up to whole seconds, SIGKILL a second later), so a busy machine does not cut a correct
-        program short; the wall clock is only a backstop, RUN_WALL_FACTOR x that, within the budget."""
-        cpu = max(1, math.ceil(self.config.run_timeout_s))
-        return Limits(
-            wall_s=min(RUN_WALL_FACTOR * self.config.run_timeout_s, remaining_s),
-            cpu_s=cpu,
-            memory_mb=self.config.memory_mb,
+    def _run_limits(self, limit: TimeLimit, remaining_s: float) -> Limits:
+        """Limits of one test run. CPU time is what limits it (the sandbox enforces it to a few ms), so a
+        busy machine does not cut a correct program short; the wall clock is only a backstop,
+        RUN_WALL_FACTOR x that (at least RUN_WALL_MIN_EXTRA_S more), within what is left of the budget."""
+        wall = max(RUN_WALL_FACTOR * limit.run_cpu_s, limit.run_cpu_s + RUN_WALL_MIN_EXTRA_S)
+        return Limits(wall_s=min(wall, remaining_s), cpu_s=limit.run_cpu_s, memory_mb=self.config.memory_mb)
+
+    def _run_program(self, program: Path, lim: Limits, nonce: str, start: int) -> RunResult:
+        return self.sandbox.run_bytecode(
+            program,
+            lim,
+            stdin=f"{nonce} {start}\n".encode(),
+            marker=nonce,
+            env={"OCAMLRUNPARAM": f"l={self.config.stack_words}"},
         )
 
-    def _run_tests(self, program: Path, problem: Problem, full: bool) -> _CodeVerdict:
+    def _run_tests(self, program: Path, problem: Problem, full: bool, limit: TimeLimit) -> _CodeVerdict:
         total = len(problem.tests)
         nonce = secrets.token_hex(16)
         verdicts: dict[int, str] = {}
-        start, deadline = 0, time.monotonic() + self.config.test_budget_s
+        start, deadline = 0, time.monotonic() + limit.budget_s
         startup_error = None
         while start < total:
             remaining = deadline - time.monotonic()
             if remaining < 0.05:
                 break
-            lim = self._run_limits(remaining)
-            run = self.sandbox.run_bytecode(program, lim, stdin=f"{nonce} {start}\n".encode(), marker=nonce)
+            lim = self._run_limits(limit, remaining)
+            run = self._run_program(program, lim, nonce, start)
             report = read_report(run.marker_lines, nonce, total, start)
             if not report.ready:
                 raise SandboxError(f"the test program never started: {_tail(run)}")
@@ -479,6 +539,7 @@ class Verifier:
                     tests_total=total,
                     error="test results were forged or duplicated: no test credit",
                     full_definition=full,
+                    time_limit_s=limit.run_cpu_s,
                 )
             verdicts.update(report.verdicts)
             if report.done:
@@ -506,9 +567,53 @@ class Verifier:
             tests=round(TESTS_MAX * passed / total, 6) if total else 0.0,
             tests_passed=passed,
             tests_total=total,
-            error=None if stage == "pass" else _first_failure(problem, verdicts, total, startup_error),
+            error=None if stage == "pass" else _first_failure(problem, verdicts, total, startup_error, limit),
             full_definition=full,
+            time_limit_s=limit.run_cpu_s,
         )
+
+    def _times_cache(self) -> ReferenceTimes:
+        with self._lock:
+            if self._reference_times is None:
+                ident = ocaml_identity(self.tools["ocamlc"]) or ("unknown", "")
+                self._reference_times = ReferenceTimes(
+                    machine_description(
+                        ident[0], self.config.sandbox, self.config.native, self.config.stack_words
+                    )
+                )
+            return self._reference_times
+
+    def _reference_cpu_s(self, problem: Problem) -> float | None:
+        """CPU seconds of the reference solution's test program: the most of REFERENCE_RUNS full runs
+        under the fixed limits. None when the reference does not pass every test in one run (it then
+        gives no basis for a limit, and `make validate-data` reports it)."""
+        invalid = self.check_problem(problem)
+        if invalid or not problem.solution:
+            return None
+        candidate, _full, _ = assemble_candidate(problem.signature, problem.solution)
+        fixed = derive(None, self.config.run_timeout_s, self.config.test_budget_s)
+        worst = 0.0
+        for _attempt in range(self.config.retries + 1):
+            try:
+                w = self._worker()
+                self._write_units(w, candidate, problem)
+                build = self._compile(w, ["-o", "prog", w.nonce_files[1], "candidate.ml", "tests.ml"])
+                if build.returncode != 0:
+                    return None
+                for _ in range(REFERENCE_RUNS):
+                    nonce = secrets.token_hex(16)
+                    run = self._run_program(
+                        w.work / "prog", self._run_limits(fixed, fixed.budget_s), nonce, 0
+                    )
+                    report = read_report(run.marker_lines, nonce, len(problem.tests), 0)
+                    passed = sum(v == "pass" for v in report.verdicts.values())
+                    if not report.done or report.tampered or passed != len(problem.tests):
+                        return None
+                    worst = max(worst, run.cpu_s)
+                return worst
+            except SandboxError:
+                time.sleep(0.05)
+        return None
 
     def _check_problem_uncached(self, problem: Problem) -> str | None:
         try:
@@ -539,9 +644,10 @@ _LINK_ERROR = re.compile(
 )
 
 
-def _problem_key(problem: Problem) -> str:
+def _problem_key(problem: Problem, with_solution: bool = False) -> str:
     h = hashlib.sha1()
-    for part in (problem.id, problem.prompt, *problem.tests):
+    parts = (problem.id, problem.prompt, *problem.tests)
+    for part in parts + ((problem.solution or "",) if with_solution else ()):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
@@ -580,10 +686,12 @@ def _clip(text: str, n: int = 600) -> str:
     return text if len(text) <= n else text[:n] + " ..."
 
 
-def _first_failure(problem: Problem, verdicts: dict[int, str], total: int, startup_error: str | None) -> str:
+def _first_failure(
+    problem: Problem, verdicts: dict[int, str], total: int, startup_error: str | None, limit: TimeLimit
+) -> str:
     if startup_error is not None:
         if startup_error == "timeout":
-            return "the program timed out before the tests started"
+            return f"the program timed out before the tests started (limit: {limit.describe()})"
         return f"the program failed before the tests started: {startup_error}"
     for i in range(total):
         v = verdicts.get(i)
@@ -591,11 +699,11 @@ def _first_failure(problem: Problem, verdicts: dict[int, str], total: int, start
         if v == "pass":
             continue
         if v is None:
-            return f"test {i} not run (time budget exhausted): {expr}"
+            return f"test {i} not run (time budget of {limit.budget_s:g} s exhausted): {expr}"
         if v == "fail":
             return f"test {i} returned false: {expr}"
         if v == "timeout":
-            return f"test {i} timed out: {expr}"
+            return f"test {i} timed out (limit: {limit.describe()}): {expr}"
         if v.startswith("exn"):
             return f"test {i} raised {v[4:]}: {expr}"
         return f"test {i} stopped the program ({v}): {expr}"

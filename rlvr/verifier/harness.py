@@ -11,7 +11,8 @@ Three compilation units, compiled and linked in this order by one `ocamlc` call:
    binds only the problem's function name from the candidate. A candidate that redefines `(=)`,
    `Printf`, `Stdlib` or `assert` changes nothing here. Each assertion runs on its own, inside a handler
    that catches every exception, and reports `<nonce> <i> start` then `<nonce> <i> pass|fail|exn ...`;
-   after the last one, `<nonce> -1 done`.
+   after the last one, `<nonce> -1 done`. A test after which the stack limit (OCAMLRUNPARAM=l, set by
+   the verifier) is not what it was when the program started fails: the tail-recursion tests depend on it.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ class HarnessNames:
         return HarnessNames(f"Nonce_{tag}", f"Stdlib_{tag}", f"Harness_{tag}")
 
 
+# What a test reports when the candidate raised the stack limit (Gc.set) that the tail-recursion tests
+# rely on: a failure of that test.
+STACK_CHANGED = "exn the answer changed the stack limit (Gc.stack_limit)"
+
 # The test program's minor heap, in words (16 MiB; OCaml's default is 256 Ki words, 2 MiB): the
 # tests that build lists of a million elements spend a quarter less CPU time in the garbage collector.
 # Set by the nonce unit before any candidate code runs; the address-space limit is unchanged.
@@ -66,6 +71,7 @@ def nonce_unit_source() -> str:
         '  with _ -> ("", max_int)\n'
         "let () = try Sys.remove Sys.executable_name with _ -> ()\n"
         f"let () = Gc.set {{ (Gc.get ()) with Gc.minor_heap_size = {MINOR_HEAP_WORDS} }}\n"
+        "let stack_limit = (Gc.get ()).Gc.stack_limit\n"
         'let () = print_string ("\\n" ^ nonce ^ " -1 ready\\n"); flush stdout\n'
     )
 
@@ -88,7 +94,9 @@ def tests_source(names: HarnessNames, function_names: list[str], tests: list[str
         '        match t () with true -> "pass" | false -> "fail"',
         '        | exception e -> "exn " ^ String.escaped (Printexc.to_string e)',
         "      in",
-        "      report i verdict",
+        f"      if (Gc.get ()).Gc.stack_limit <> {n}.stack_limit then",
+        f'        report i "{STACK_CHANGED}"',
+        "      else report i verdict",
         "    end",
         '  let finish () = report (-1) "done"',
         "end",

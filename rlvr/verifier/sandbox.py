@@ -3,9 +3,15 @@
 Two modes (doc/security.md):
 - "bwrap" (default): bubblewrap with every namespace unshared (no network, own pid namespace), a cleared
   environment, a size-capped tmpfs as the only writable place, no /proc, no shell, all capabilities
-  dropped, an unprivileged uid; plus rlimits (via `prlimit`) and a wall-clock SIGKILL of the process group.
+  dropped, an unprivileged uid; plus rlimits (via `prlimit`), a CPU-time supervisor and a wall-clock
+  SIGKILL.
 - "rlimit": rlimits, a new session and a cleared environment only. Weaker: for machines without
   bubblewrap; it warns loudly.
+
+CPU time is enforced to the millisecond by `_CpuWatch`: it reads the CPU time of every process of the
+sandbox from the host's /proc (the whole pid namespace in bwrap mode, the session in rlimit mode; children
+included, reaped or not) every few milliseconds and SIGKILLs them all past the limit. RLIMIT_CPU, which
+counts whole seconds and each process on its own, stays as a backstop a second later.
 
 A sandbox that fails to start is an infrastructure failure (`SandboxError`), never a verdict on the code.
 bwrap's `--json-status-fd` tells the two apart: a child pid is reported only once the sandbox is up.
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import select
 import shutil
@@ -38,7 +45,7 @@ class Limits:
     """Resource limits for one sandboxed process."""
 
     wall_s: float = 2.0
-    cpu_s: int = 2
+    cpu_s: float = 2.0  # CPU time of all the sandbox's processes together, enforced to a few ms
     memory_mb: int = 512  # address space
     stack_mb: int = 8
     file_mb: int = 1  # largest file it may write
@@ -58,11 +65,20 @@ class RunResult:
     duration_s: float
     marker_lines: list[str] = field(default_factory=list)  # stdout lines containing `marker`, uncapped
     flooded: bool = False  # killed here for printing more than 64 x output_bytes
-    cpu_limited: bool = False  # killed by its CPU rlimit (SIGXCPU at the soft limit, SIGKILL at the hard)
+    cpu_limited: bool = False  # killed for its CPU time (by the supervisor, or the rlimit backstop)
+    cpu_s: float = 0.0  # CPU time the sandbox's processes used (rusage of everything reaped, or polled)
 
 
 # How a process killed by its CPU rlimit reports: bubblewrap passes on 128 + signal, Popen -signal.
 _CPU_LIMIT_SIGNALS = (signal.SIGXCPU, signal.SIGKILL)
+# The CPU supervisor polls every CPU_POLL_FRACTION of the limit, within these bounds, and looks for new
+# processes of the sandbox (forks) every CPU_RESCAN_S: a run can overshoot its limit by at most about
+# one poll interval, or one rescan interval per core for processes forked since the last scan.
+CPU_POLL_MIN_S = 0.001
+CPU_POLL_MAX_S = 0.01
+CPU_POLL_FRACTION = 0.02
+CPU_RESCAN_S = 0.02
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _tool(name: str) -> str | None:
@@ -139,9 +155,10 @@ class Sandbox:
         if not self.prlimit:
             raise SandboxError("`prlimit` (util-linux) is missing: cannot apply resource limits")
         mb = 1024 * 1024
+        backstop = math.ceil(lim.cpu_s) + 1  # whole seconds; _CpuWatch stops the run before this
         return [
             self.prlimit,
-            f"--cpu={lim.cpu_s}:{lim.cpu_s + 1}",
+            f"--cpu={backstop}:{backstop + 1}",
             f"--as={lim.memory_mb * mb}",
             f"--stack={lim.stack_mb * mb}",
             f"--fsize={lim.file_mb * mb}",
@@ -218,26 +235,38 @@ class Sandbox:
         except OSError as e:
             raise SandboxError(f"could not start {cmd[0]}: {e}") from e
 
-    def _popen(self, cmd: list[str], cwd: Path | None, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
-        """Start `cmd` with piped stdio, a cleared environment (bwrap: none at all) and its own
-        session, so the whole process group can be killed."""
+    def _popen(
+        self,
+        cmd: list[str],
+        cwd: Path | None,
+        pass_fds: tuple[int, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen:
+        """Start `cmd` with piped stdio, a cleared environment (bwrap: none at all; it sets the
+        sandbox's own) and its own session, so the whole process group can be killed."""
         return subprocess.Popen(
             cmd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=cwd,
-            env={"PATH": "/usr/bin:/bin"} if self.mode == "rlimit" else {},
+            env={"PATH": "/usr/bin:/bin", **(env or {})} if self.mode == "rlimit" else {},
             start_new_session=True,
             pass_fds=pass_fds,
         )
 
     def run_bytecode(
-        self, program: Path, lim: Limits, stdin: bytes = b"", marker: str | None = None
+        self,
+        program: Path,
+        lim: Limits,
+        stdin: bytes = b"",
+        marker: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> RunResult:
-        """Run a bytecode executable with `ocamlrun`. In bwrap mode the program is copied into the
-        sandbox's tmpfs as /tmp/prog and only ocamlrun and its shared libraries are visible: no shell,
-        no compiler, no sources."""
+        """Run a bytecode executable with `ocamlrun`, its environment only `env` (and PATH). In bwrap
+        mode the program is copied into the sandbox's tmpfs as /tmp/prog and only ocamlrun and its
+        shared libraries are visible: no shell, no compiler, no sources."""
+        env = env or {}
         if not self.ocamlrun:
             raise SandboxError("ocamlrun not found: install OCaml (Debian: apt-get install ocaml-nox)")
         if self.mode == "rlimit":
@@ -250,6 +279,7 @@ class Sandbox:
                     cwd=Path(d),
                     stdin=stdin,
                     marker=marker,
+                    env=env,
                 )
         status_r, status_w = os.pipe()
         prog_fd = os.open(program, os.O_RDONLY)
@@ -258,6 +288,7 @@ class Sandbox:
                 self._rlimit_prefix(lim)
                 + self._bwrap_common(lim, status_w)
                 + self._run_binds
+                + [arg for k, v in sorted(env.items()) for arg in ("--setenv", k, v)]
                 + ["--perms", "0755", "--file", str(prog_fd), "/tmp/prog", "--chdir", "/tmp", "--"]
                 + [os.path.realpath(self.ocamlrun), "/tmp/prog"]
             )
@@ -278,11 +309,12 @@ class Sandbox:
         marker: str | None = None,
         status_fds: tuple[int, int] | None = None,
         extra_fds: tuple[int, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> RunResult:
         pass_fds = tuple(extra_fds) + ((status_fds[1],) if status_fds else ())
         start = time.monotonic()
         try:
-            proc = self._popen(cmd, cwd, pass_fds)
+            proc = self._popen(cmd, cwd, pass_fds, env)
         except OSError as e:
             if status_fds:
                 os.close(status_fds[0])
@@ -290,12 +322,15 @@ class Sandbox:
             raise SandboxError(f"could not start {cmd[0]}: {e}") from e
         if status_fds:
             os.close(status_fds[1])
+        # rlimit mode: prlimit execs the command, so the sandbox is proc's session; bwrap mode: the pid
+        # namespace whose init bwrap reports on its status fd.
+        watch = _CpuWatch(lim.cpu_s, session=None if status_fds else proc.pid)
+        status = bytearray()
         try:
-            result = self._collect(proc, lim, stdin, marker, start)
+            result = self._collect(proc, lim, stdin, marker, start, watch, status_fds, status)
         finally:
-            status = b""
             if status_fds:
-                status = _read_all(status_fds[0])
+                status += _read_all(status_fds[0])
                 os.close(status_fds[0])
         if status_fds and b"child-pid" not in status:
             raise SandboxError(
@@ -310,8 +345,8 @@ class Sandbox:
                     continue
                 if "exit-code" in obj and not result.timed_out:
                     result.returncode = int(obj["exit-code"])
-        # Death by the CPU rlimit is a timeout (the wall-clock cap is only a backstop): unless the
-        # process was killed here, for its output, SIGKILL can only come from the hard CPU limit.
+        # Death by the CPU rlimit backstop is a timeout too: unless the process was killed here (wall
+        # clock, CPU supervisor, output), SIGKILL can only come from the hard CPU limit.
         code = result.returncode
         if not result.timed_out and not result.flooded and code is not None:
             sig = code - 128 if status_fds else -code
@@ -320,8 +355,18 @@ class Sandbox:
         return result
 
     def _collect(
-        self, proc: subprocess.Popen, lim: Limits, stdin: bytes, marker: str | None, start: float
+        self,
+        proc: subprocess.Popen,
+        lim: Limits,
+        stdin: bytes,
+        marker: str | None,
+        start: float,
+        watch: _CpuWatch,
+        status_fds: tuple[int, int] | None,
+        status: bytearray,
     ) -> RunResult:
+        """Feed stdin, read stdout/stderr (capped), and enforce the wall clock, the CPU limit and the
+        output cap until the process closes its output; then reap it and account its CPU time."""
         assert proc.stdin and proc.stdout and proc.stderr
         try:
             proc.stdin.write(stdin)
@@ -331,23 +376,32 @@ class Sandbox:
         deadline = start + lim.wall_s
         bufs = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
         out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+        status_fd = status_fds[0] if status_fds else None
         marker_b = marker.encode() if marker else None
         markers: list[str] = []
         carry = b""
-        open_fds = set(bufs)
-        timed_out = flooded = False
+        open_fds = set(bufs) | ({status_fd} if status_fd is not None else set())
+        timed_out = flooded = cpu_limited = False
         hard_cap = 64 * lim.output_bytes  # read past this much and the process is killed
         total = 0
-        while open_fds:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+        while open_fds - {status_fd}:
+            now = time.monotonic()
+            if now >= deadline:
                 timed_out = True
                 break
-            ready, _, _ = select.select(list(open_fds), [], [], remaining)
+            if watch.over_limit(now):
+                timed_out = cpu_limited = True
+                break
+            wait = min(deadline - now, watch.poll_interval_s) if watch.armed else deadline - now
+            ready, _, _ = select.select(list(open_fds), [], [], wait)
             for fd in ready:
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     open_fds.discard(fd)
+                    continue
+                if fd == status_fd:
+                    status += chunk
+                    watch.arm_from_status(status)
                     continue
                 total += len(chunk)
                 buf = bufs[fd]
@@ -361,13 +415,19 @@ class Sandbox:
             if total > hard_cap:
                 flooded = True
                 break
-        if open_fds or timed_out:
+        killed = bool(open_fds - {status_fd}) or timed_out
+        if killed:
+            watch.kill_all()
             _kill_group(proc)
         try:
-            proc.wait(timeout=5)
+            reaped_cpu = _reap(proc, timeout=5.0)
         except subprocess.TimeoutExpired:
+            killed = True
+            watch.kill_all()
             _kill_group(proc)
-            proc.wait()
+            reaped_cpu = _reap(proc, timeout=None)
+        if killed:
+            watch.wait_gone()
         if marker_b and carry and marker_b in carry:
             markers.append(carry.decode(errors="replace"))
         proc.stdout.close()
@@ -380,7 +440,164 @@ class Sandbox:
             duration_s=time.monotonic() - start,
             marker_lines=markers,
             flooded=flooded,
+            cpu_limited=cpu_limited,
+            # Processes killed with their pid namespace are reaped outside this process tree: then the
+            # last poll is the better count.
+            cpu_s=round(max(reaped_cpu, watch.last_total_s), 6),
         )
+
+
+class _CpuWatch:
+    """The CPU time of all the processes of one sandbox, read from /proc, against a limit.
+
+    A process's own time is the larger of its thread group's utime+stime (clock ticks, summed over its
+    threads) and its main thread's schedstat runtime (nanoseconds); its children's time, once it has
+    reaped them, is its cutime+cstime. Summed over the sandbox's live (and zombie) processes, that is
+    all the CPU time the sandbox has used, whatever it forks, since a process's time moves to its parent
+    only when it stops being listed. Processes forked since the last scan are found on the next one.
+    """
+
+    def __init__(self, limit_s: float, session: int | None):
+        self.limit_s = limit_s
+        self.poll_interval_s = min(CPU_POLL_MAX_S, max(CPU_POLL_MIN_S, CPU_POLL_FRACTION * limit_s))
+        self._session = session  # rlimit mode: members are the processes of this session
+        self._ns: str | None = None  # bwrap mode: members are the processes of this pid namespace
+        self._init: int | None = None
+        self._pids: set[int] = {session} if session else set()
+        self.armed = session is not None
+        self._next_poll = 0.0
+        self._next_scan = 0.0
+        self.last_total_s = 0.0
+
+    def arm_from_status(self, status: bytearray) -> None:
+        """bwrap mode: start watching once bwrap has reported its namespace's init (`child-pid`)."""
+        if self.armed:
+            return
+        for line in bytes(status).decode(errors="replace").splitlines():
+            try:
+                pid = json.loads(line).get("child-pid")
+            except (ValueError, AttributeError):
+                continue
+            if pid:
+                try:
+                    self._ns = os.readlink(f"/proc/{int(pid)}/ns/pid")
+                except OSError:
+                    return  # already gone: nothing left to watch
+                self._init = int(pid)
+                self._pids = {int(pid)}
+                self.armed = True
+                return
+
+    def over_limit(self, now: float) -> bool:
+        if not self.armed or now < self._next_poll:
+            return False
+        self._next_poll = now + self.poll_interval_s
+        if now >= self._next_scan:
+            self._scan()
+            self._next_scan = now + CPU_RESCAN_S
+        total = 0.0
+        for pid in list(self._pids):
+            t = _process_cpu_s(pid)
+            if t is None:
+                self._pids.discard(pid)  # reaped: its time is in its parent's cutime now
+            else:
+                total += t
+        self.last_total_s = max(self.last_total_s, total)
+        return total > self.limit_s
+
+    def _scan(self) -> None:
+        """Add every process of the sandbox that is not known yet."""
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            if pid in self._pids:
+                continue
+            try:
+                if self._ns is not None:
+                    member = os.readlink(f"/proc/{pid}/ns/pid") == self._ns
+                else:
+                    member = _stat_fields(pid)[2] == self._session  # stat field 6: session id
+            except (OSError, IndexError, ValueError):
+                continue
+            if member:
+                self._pids.add(pid)
+
+    def kill_all(self) -> None:
+        """SIGKILL every known process of the sandbox (the caller kills bwrap's process group too)."""
+        if self.armed:
+            self._scan()
+        for pid in self._pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+    def wait_gone(self, timeout_s: float = 2.0) -> None:
+        """Return once every killed process has exited (a zombie has), so that none runs on after the
+        verdict; give up after `timeout_s` (the kernel finishes what SIGKILL started regardless)."""
+        deadline = time.monotonic() + timeout_s
+        while self._pids and time.monotonic() < deadline:
+            self._pids = {pid for pid in self._pids if _running(pid)}
+            if self._pids:
+                time.sleep(0.001)
+
+
+def _stat_fields(pid: int) -> list[int]:
+    """/proc/<pid>/stat from field 4 (ppid) on, as integers (the command name is skipped)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        raw = f.read()
+    return [int(x) for x in raw[raw.rindex(b")") + 4 :].split()]
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` still exists and has not exited (a zombie has: it runs nothing more)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return False
+    return raw[raw.rindex(b")") + 2 : raw.rindex(b")") + 3] not in (b"Z", b"X")
+
+
+def _process_cpu_s(pid: int) -> float | None:
+    """CPU seconds of a process and of the children it has reaped; None if it no longer exists."""
+    try:
+        fields = _stat_fields(pid)
+    except (OSError, ValueError):
+        return None
+    # fields[0] is stat field 4; utime, stime, cutime, cstime are fields 14-17
+    own = (fields[10] + fields[11]) / _CLOCK_TICKS
+    try:
+        with open(f"/proc/{pid}/schedstat", "rb") as f:
+            own = max(own, int(f.read().split()[0]) / 1e9)
+    except (OSError, ValueError, IndexError):
+        pass
+    return own + (fields[12] + fields[13]) / _CLOCK_TICKS
+
+
+def _reap(proc: subprocess.Popen, timeout: float | None) -> float:
+    """Wait for `proc` (as Popen.wait would; raises TimeoutExpired) and return the CPU seconds it and
+    every descendant it reaped used, from wait4's rusage."""
+    fd = None
+    if timeout is not None:
+        with contextlib.suppress(OSError):
+            fd = os.pidfd_open(proc.pid)
+    try:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, 0 if timeout is None else os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                return usage.ru_utime + usage.ru_stime
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+            if fd is not None:
+                select.select([fd], [], [], left)
+            else:
+                time.sleep(min(0.001, left))
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

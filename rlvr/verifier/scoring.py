@@ -77,6 +77,7 @@ class Outcome:
     style_penalty: float = 0.0
     style_reasons: list[str] = field(default_factory=list)
     duration_ms: float = 0.0
+    time_limit_s: float | None = None  # CPU seconds per test run that applied (None: the tests never ran)
 
     def to_dict(self) -> dict:
         return asdict(self)

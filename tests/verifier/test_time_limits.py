@@ -1,0 +1,159 @@
+"""Per-problem time limits from the reference solution (rlvr/verifier/time_limits.py, doc/reward.md)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from rlvr.problems import Problem
+from rlvr.verifier import Verifier, VerifierConfig
+from rlvr.verifier.harness import STACK_CHANGED
+from rlvr.verifier.time_limits import TimeLimit, derive
+
+REFERENCE = "List.fold_left ( + ) 0 xs"
+LOOPS_ON_5 = "let rec sum_list xs = if xs = [5] then sum_list xs else List.fold_left ( + ) 0 xs"
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A cache directory of the test's own, so that every measurement here is made afresh."""
+    monkeypatch.setenv("OCAMLER_CACHE", str(tmp_path))
+    return tmp_path / "time-limits"
+
+
+@pytest.fixture
+def with_reference(sum_problem) -> Problem:
+    return replace(sum_problem, solution=REFERENCE)
+
+
+def test_a_fast_reference_gets_the_floor():
+    assert derive(0.01, 1.0, 3.0) == TimeLimit(run_cpu_s=0.1, budget_s=0.4, reference_cpu_s=0.01)
+
+
+def test_a_limit_is_three_times_the_reference_plus_fifty_milliseconds():
+    assert derive(0.1, 1.0, 3.0) == TimeLimit(run_cpu_s=0.35, budget_s=1.4, reference_cpu_s=0.1)
+
+
+def test_a_slow_reference_is_capped_at_the_fixed_limits():
+    assert derive(0.5, 1.0, 3.0) == TimeLimit(run_cpu_s=1.0, budget_s=3.0, reference_cpu_s=0.5)
+
+
+def test_no_reference_means_the_fixed_limits():
+    assert derive(None, 1.0, 3.0) == TimeLimit(run_cpu_s=1.0, budget_s=3.0, reference_cpu_s=None)
+
+
+def test_a_problem_without_a_reference_keeps_the_fixed_limits(verifier, sum_problem):
+    assert verifier.time_limit(sum_problem) == TimeLimit(1.0, 3.0, None)
+
+
+def test_a_reference_that_fails_its_tests_gives_the_fixed_limits(cache, sum_problem):
+    wrong = replace(sum_problem, solution="0")
+    with Verifier() as v:
+        assert v.time_limit(wrong) == TimeLimit(1.0, 3.0, None)
+
+
+def test_a_problem_with_a_reference_gets_a_limit_derived_from_its_cpu_time(cache, with_reference):
+    with Verifier() as v:
+        limit = v.time_limit(with_reference)
+    assert 0 < limit.reference_cpu_s < 0.1
+    assert limit == derive(limit.reference_cpu_s, 1.0, 3.0)
+
+
+def test_fixed_mode_ignores_the_reference(cache, with_reference):
+    with Verifier(VerifierConfig(time_limits="fixed")) as v:
+        assert v.time_limit(with_reference) == TimeLimit(1.0, 3.0, None)
+        assert v.stats["reference_measurements"] == 0
+
+
+def test_a_measurement_is_kept_on_disk_for_the_next_verifier(cache, with_reference):
+    with Verifier() as v:
+        first = v.time_limit(with_reference)
+    [path] = cache.glob("*.json")
+    record = json.loads(path.read_text())
+    [measured] = record["reference_cpu_s"].values()
+    assert derive(measured, 1.0, 3.0) == first
+    assert "OCaml" in record["machine"]
+    with Verifier() as v:
+        assert v.time_limit(with_reference) == first
+        assert v.stats["reference_measurements"] == 0
+
+
+def test_a_problem_whose_tests_change_is_measured_again(cache, with_reference):
+    with Verifier() as v:
+        v.time_limit(with_reference)
+    with Verifier() as v:
+        v.time_limit(replace(with_reference, tests=with_reference.tests[:-1]))
+        assert v.stats["reference_measurements"] == 1
+
+
+def test_calibrate_gives_every_problem_its_limit(cache, with_reference, sum_problem):
+    other = replace(with_reference, id="sum_again", tests=with_reference.tests[:3])
+    with Verifier() as v:
+        limits = v.calibrate([with_reference, other])
+        assert sorted(limits) == ["sum_again", "sum_list"]
+        assert v.stats["reference_measurements"] == 2
+
+
+def test_a_loop_times_out_at_its_problems_limit_and_the_outcome_says_which(cache, with_reference):
+    with Verifier() as v:
+        limit = v.time_limit(with_reference)
+        o = v.score(with_reference, LOOPS_ON_5)
+    assert (o.stage, o.tests_passed, o.total_reward) == ("timeout", 4, 0.87)
+    assert o.time_limit_s == limit.run_cpu_s
+    assert f"timed out (limit: {limit.describe()})" in o.error
+    # the hanging run costs its CPU limit: far less than the fixed one second
+    assert o.duration_ms < 1000 * (RUN_OVERHEAD_S + 2 * limit.run_cpu_s)
+
+
+RUN_OVERHEAD_S = 0.3  # starting the sandbox a few times on a loaded machine
+
+
+def test_a_passing_answer_records_the_limit_it_ran_under(cache, with_reference):
+    with Verifier() as v:
+        o = v.score(with_reference, REFERENCE)
+        assert (o.total_reward, o.time_limit_s) == (1.0, v.time_limit(with_reference).run_cpu_s)
+
+
+def test_an_answer_that_does_not_compile_has_no_time_limit(verifier, sum_problem):
+    assert verifier.score(sum_problem, "xs +").time_limit_s is None
+
+
+def test_the_test_program_runs_with_the_configured_stack(verifier):
+    p = Problem(
+        id="stack_probe",
+        prompt="(** probe *)\nlet stack_probe (u : unit) : int =",
+        tests=(f"stack_probe () = {verifier.config.stack_words}",),
+    )
+    assert verifier.score(p, "(Gc.get ()).Gc.stack_limit").total_reward == 1.0
+
+
+def test_an_answer_that_raises_the_stack_limit_fails_the_tests(verifier, sum_problem):
+    code = (
+        "let sum_list xs =\n"
+        "  Gc.set { (Gc.get ()) with Gc.stack_limit = 1 lsl 28 };\n"
+        "  List.fold_left ( + ) 0 xs"
+    )
+    o = verifier.score(sum_problem, code)
+    assert (o.tests_passed, o.stage) == (0, "test_failure")
+    assert STACK_CHANGED.removeprefix("exn ") in o.error
+
+
+LONG = Problem(
+    id="length_tr",
+    prompt="(** [length_tr xs] is the length of [xs], for lists of any length. *)\nlet length_tr (xs : int list) : int =",
+    tests=("length_tr [1; 2] = 2", "length_tr (List.init 100_000 (fun i -> i)) = 100_000"),
+)
+
+
+def test_a_non_tail_recursive_answer_overflows_the_small_stack_on_100k_elements(verifier):
+    code = "let rec length_tr = function [] -> 0 | _ :: t -> 1 + length_tr t"
+    o = verifier.score(LONG, code)
+    assert (o.tests_passed, o.stage) == (1, "test_failure")
+    assert "raised Stack overflow" in o.error
+
+
+def test_a_tail_recursive_answer_passes_on_100k_elements(verifier):
+    code = "let length_tr xs = List.fold_left (fun n _ -> n + 1) 0 xs"
+    assert verifier.score(LONG, code).total_reward == 1.0
