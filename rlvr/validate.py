@@ -2,8 +2,9 @@
 
 For every problem: it has a signature; its tests compile against that signature (a stub of it);
 its reference solution (if any) scores exactly 1.0; a `failwith "todo"` body and a type-correct
-constant answer score below 1.0 (the tests discriminate). Prints a summary table, lists failures,
-exits 1 if any problem fails a check.
+constant answer score below 1.0 (the tests discriminate). Prints a summary table, every problem's time
+limit (derived from its reference's CPU time, or the fixed one), lists failures, exits 1 if any problem
+fails a check.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .data import DataError, load_problems
 from .problems import Problem
 from .verifier import Verifier, VerifierConfig
 from .verifier.ocaml_source import SignatureError
+from .verifier.time_limits import TimeLimit
 
 _CONSTANTS = [
     (r"int", "0"),
@@ -54,6 +56,7 @@ class ProblemReport:
     split: str
     difficulty: str | None
     failures: list[str] = field(default_factory=list)
+    time_limit: TimeLimit | None = None
 
 
 def validate(problems: list[Problem], verifier: Verifier) -> list[ProblemReport]:
@@ -70,6 +73,8 @@ def validate(problems: list[Problem], verifier: Verifier) -> list[ProblemReport]
             reports[p.id].failures.append(f"tests do not compile: {reason}")
         else:
             valid.append(p)
+    for pid, limit in verifier.calibrate(valid).items():
+        reports[pid].time_limit = limit
     jobs: list[tuple[str, Problem, str]] = []
     for p in valid:
         if p.solution:
@@ -98,6 +103,31 @@ def summary_table(reports: list[ProblemReport]) -> str:
     return "\n".join(lines)
 
 
+def limits_table(reports: list[ProblemReport]) -> str:
+    """Every problem's time limit, slowest reference first, and how the limits are spread."""
+    rows = sorted(
+        (r for r in reports if r.time_limit),
+        key=lambda r: (-(r.time_limit.reference_cpu_s or -1.0), r.id),  # type: ignore[union-attr]
+    )
+    lines = [f"{'problem':<34}{'reference CPU':>14}{'limit per run':>15}{'budget':>8}"]
+    for r in rows:
+        lim = r.time_limit
+        assert lim is not None
+        ref = f"{lim.reference_cpu_s:.3f} s" if lim.reference_cpu_s is not None else "-"
+        kind = "" if lim.reference_cpu_s is not None else "  (fixed)"
+        lines.append(f"{r.id:<34}{ref:>14}{lim.run_cpu_s:>13.3f} s{lim.budget_s:>6.2f} s{kind}")
+    derived = [
+        r.time_limit.run_cpu_s for r in rows if r.time_limit and r.time_limit.reference_cpu_s is not None
+    ]
+    if derived:
+        derived.sort()
+        lines.append(
+            f"{len(derived)} derived limits: median {derived[len(derived) // 2]:.3f} s, "
+            f"largest {derived[-1]:.3f} s; {len(rows) - len(derived)} fixed"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rlvr.validate", description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -116,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  skipped: {reason}")
     with verifier:
         reports = validate(problems, verifier)
+    print(limits_table(reports))
     print(summary_table(reports))
     failing = [r for r in reports if r.failures]
     for r in failing:

@@ -2,19 +2,24 @@
 
 On the committed corpus bench/reward_corpus.jsonl (bench/make_reward_corpus.py), in one run, each
 repetition times, back to back and in a rotating order (the machines are shared and noisy):
-- verifier: `Verifier.score_batch` with the sandbox on and the default pool (one worker per core),
+- server: `Verifier.score_batch` with the sandbox on and the default pool (one worker per core),
   in batches of `--batch` completions (a GRPO step: 8 prompts x 8 completions), a fresh Verifier each
-  repetition (so its problem checks, compile-server start-up and nonce unit are paid for);
-- verifier, compile server off: the same with VERIFIER_COMPILE_SERVER=0 (one ocamlc process per job);
+  repetition (so its problem checks, compile-server start-up and nonce unit are paid for), on the
+  problems as the bundled set has them now (tests, reference solutions: per-problem time limits, whose
+  reference measurements are made once, untimed, and read from their cache after);
+- per-process: the same with VERIFIER_COMPILE_SERVER=0 (one ocamlc process per job);
+- old: the verdicts as they were before per-problem limits (VERIFIER_TIME_LIMITS=fixed, OCaml's default
+  stack) on the problems as the corpus recorded them (their tests at the time, lists of a million);
 - naive: what a naive harness does, serially and without a sandbox: one file with the same assembled
   candidate and the tests as `let () = assert (...)`, `ocamlc -c`, `ocamlc -o`, run under a timeout
-  equal to the verifier's test budget;
+  equal to the verifier's fixed test budget, on the problems as they are now; naive-old: the same on the
+  corpus's recorded problems;
 - floor: a bare `ocamlc -c` of each assembled candidate file, as many processes in parallel as the
   verifier has workers: less work than either (no tests, no link, no run), the floor the compiler's
   start-up cost puts under any per-process method.
-It prints completions/second (median over `--reps`), the ratios, the verifier's stage counts, and
-whether the two verifier paths gave identical Outcomes (they must, apart from wall-clock-dependent
-timeouts).
+It prints completions/second (median over `--reps`), the ratios, the verifier's stage counts, whether
+the two verifier paths gave identical Outcomes (they must, apart from wall-clock-dependent timeouts),
+and every row whose verdict differs between old and server, with its reason.
 
     PYTHONPATH=. .venv/bin/python scripts/bench_reward.py [--reps 3] [--batch 64] [--limit N]
 """
@@ -40,6 +45,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from rlvr.data import load_problems
 from rlvr.problems import Problem
 from rlvr.verifier import Outcome, Verifier, VerifierConfig
 from rlvr.verifier.extract import extract_code
@@ -168,6 +174,17 @@ def write_floor_files(items: list[Item], root: str) -> list[str]:
     return files
 
 
+# OCaml 4.13's default bytecode stack limit (words): what the test program had before VERIFIER_STACK_WORDS
+OCAML_DEFAULT_STACK_WORDS = 1024 * 1024
+
+
+def current_problems(items: list[Item]) -> list[Item]:
+    """The same completions against the bundled set's current version of each problem (its tests and
+    reference solution); a problem the set no longer has stays as the corpus recorded it."""
+    bundled = {p.id: p for p in load_problems("bundled")[0]}
+    return [(bundled.get(p.id, p), c) for p, c in items]
+
+
 # -- comparison -------------------------------------------------------------------------------------
 
 
@@ -185,6 +202,17 @@ def differences(a: list[Outcome], b: list[Outcome]) -> list[tuple[int, tuple, tu
     ]
 
 
+def change_reason(old_p: Problem, new_p: Problem, old: Outcome, new: Outcome) -> str:
+    """Why a row's verdict changed between the old and the new verifier."""
+    if "timeout" in (old.stage, new.stage) or "timed out" in (old.error or "") + (new.error or ""):
+        return "time limit (a loop, or a run at the edge of a limit)"
+    if "Stack overflow" in (old.error or "") + (new.error or ""):
+        return "stack (non-tail recursion caught by the small stack, or no longer by a huge input)"
+    if old_p.tests != new_p.tests:
+        return "the problem's tests changed (smaller inputs)"
+    return "UNEXPLAINED"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", default=str(CORPUS))
@@ -192,17 +220,22 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64, help="completions per score_batch call")
     ap.add_argument("--limit", type=int, default=None, help="only the first N completions")
     ap.add_argument("--skip-kinds", default="", help="comma-separated corpus kinds to leave out, e.g. loop")
-    ap.add_argument("--methods", default="server,per-process,naive,floor")
+    ap.add_argument("--methods", default="server,per-process,old,naive,naive-old,floor")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
 
     skip = tuple(k for k in args.skip_kinds.split(",") if k)
-    items, kinds = load_corpus(Path(args.corpus), args.limit, skip)
+    old_items, kinds = load_corpus(Path(args.corpus), args.limit, skip)
+    items = current_problems(old_items)
     base = VerifierConfig.from_env()
     configs = {
         "server": VerifierConfig(**{**base.__dict__, "compile_server": True}),
         "per-process": VerifierConfig(**{**base.__dict__, "compile_server": False}),
+        "old": VerifierConfig(
+            **{**base.__dict__, "time_limits": "fixed", "stack_words": OCAML_DEFAULT_STACK_WORDS}
+        ),
     }
+    inputs = {"server": items, "per-process": items, "old": old_items}
     jobs = base.jobs or os.cpu_count() or 1
     methods = [m for m in args.methods.split(",") if m]
     info = machine()
@@ -213,8 +246,17 @@ def main() -> None:
     )
     print(f"load average before: {os.getloadavg()}")
 
-    # Warm-up, untimed: builds (or finds) the cached compile server, fills the page cache.
+    # Warm-up, untimed: builds (or finds) the cached compile server, fills the page cache, and measures
+    # (or finds cached) the reference solutions' CPU times behind the per-problem limits.
     run_verifier(items[:8], configs["server"], args.batch)
+    with Verifier(configs["server"]) as v:
+        limits = v.calibrate(list({p.id: p for p, _ in items}.values()))
+    derived = sorted(lim.run_cpu_s for lim in limits.values() if lim.reference_cpu_s is not None)
+    if derived:
+        print(
+            f"time limits: {len(derived)} of {len(limits)} problems derived from their reference, median "
+            f"{derived[len(derived) // 2]:.3f} s, largest {derived[-1]:.3f} s of CPU per run"
+        )
     floor_root = tempfile.mkdtemp(prefix="bench-floor-")
     files = write_floor_files(items, floor_root)
 
@@ -224,15 +266,16 @@ def main() -> None:
     outcomes: dict[str, list[Outcome]] = {}
     stats: dict[str, Counter] = {}
     runners: dict[str, Callable[[], float]] = {}
-    for name in ("server", "per-process"):
+    for name in ("server", "per-process", "old"):
 
         def go(name: str = name) -> float:
-            t, outs, st = run_verifier(items, configs[name], args.batch)
+            t, outs, st = run_verifier(inputs[name], configs[name], args.batch)
             outcomes[name], stats[name] = outs, st
             return t
 
         runners[name] = go
     runners["naive"] = lambda: run_naive(items, base.test_budget_s)
+    runners["naive-old"] = lambda: run_naive(old_items, base.test_budget_s)
     runners["floor"] = lambda: run_floor(files, jobs)
     try:
         for rep in range(args.reps):
@@ -258,7 +301,10 @@ def main() -> None:
     cpu_ms = {m: statistics.median(cs) * 1000 / len(items) for m, cs in cpu.items()}
     print("\nmedian completions/s (and CPU ms per completion, all processes):")
     for m in methods:
-        extra = f"  ({rate[m] / rate['naive']:.2f}x naive)" if "naive" in rate and m != "naive" else ""
+        ref = "naive-old" if m.endswith("old") else "naive"
+        extra = f"  ({rate[m] / rate[ref]:.2f}x {ref})" if ref in rate and m != ref else ""
+        if m == "server" and "naive-old" in rate:
+            extra += f"  ({rate[m] / rate['naive-old']:.2f}x naive-old)"
         print(f"  {m:12s} {rate[m]:7.1f}  cpu {cpu_ms[m]:6.1f} ms{extra}")
     if naive_run:
         share = statistics.median(naive_run) / statistics.median(times["naive"])
@@ -271,7 +317,22 @@ def main() -> None:
         print(
             f"\n{name}: stages {dict(Counter(o.stage for o in outs).most_common())}; stats {dict(stats[name])}"
         )
-    if len(outcomes) == 2:
+    if "server" in outcomes and "old" in outcomes:
+        changed = [
+            (i, o, n)
+            for i, (o, n) in enumerate(zip(outcomes["old"], outcomes["server"]))
+            if verdict(o)[:6] != verdict(n)[:6]
+        ]
+        reasons = Counter(change_reason(old_items[i][0], items[i][0], o, n) for i, o, n in changed)
+        print(f"\nold vs server verdicts: {len(changed)} of {len(items)} rows differ: {dict(reasons)}")
+        for i, o, n in changed:
+            print(
+                f"  #{i} {items[i][0].id}: {o.stage} {o.total_reward} ({o.tests_passed}/{o.tests_total}) -> "
+                f"{n.stage} {n.total_reward} ({n.tests_passed}/{n.tests_total}): "
+                f"{change_reason(old_items[i][0], items[i][0], o, n)}\n      old: {(o.error or '')[:160]}"
+                f"\n      new: {(n.error or '')[:160]}"
+            )
+    if "server" in outcomes and "per-process" in outcomes:
         diff = differences(outcomes["server"], outcomes["per-process"])
         print(f"\nserver vs per-process outcomes: {len(diff)} differences (timeouts excluded)")
         for i, a, b in diff[:5]:

@@ -80,8 +80,11 @@ def test_breadth_of_topics(problems):
 def test_every_problem_validates_through_the_verifier(problems, verifier):
     # reference scores exactly 1.0; tests compile against the signature; failwith "todo" and a
     # type-correct constant answer do not pass every test.
-    failing = [(r.id, r.failures) for r in validate(problems, verifier) if r.failures]
+    reports = validate(problems, verifier)
+    failing = [(r.id, r.failures) for r in reports if r.failures]
     assert failing == []
+    # and every reference was timed, so every problem has a limit derived from it
+    assert [r.id for r in reports if r.time_limit is None or r.time_limit.reference_cpu_s is None] == []
 
 
 def test_bundled_file_is_the_one_in_the_repo():

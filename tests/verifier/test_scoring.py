@@ -135,6 +135,7 @@ def test_every_outcome_has_the_documented_fields(verifier, sum_problem):
         "style_penalty",
         "style_reasons",
         "duration_ms",
+        "time_limit_s",
     ):
         assert key in d
     assert d["stage"] in STAGES
