@@ -150,7 +150,9 @@ class _Worker:
     compiled once), and its compile server (None: compile per process)."""
 
     work: Path
-    nonce_files: tuple[str, str]  # the compiled nonce unit (.cmi, .cmo), kept between jobs
+    # the compiled nonce unit, kept between jobs: (.cmi, .cmo) in bytecode, (.cmi, .cmx, .o) native;
+    # the second is what the link command names
+    nonce_files: tuple[str, ...]
     server: CompileServer | None = None
     server_retry_at: float = 0.0
     ready: bool = False  # the nonce unit is compiled
@@ -397,7 +399,8 @@ class Verifier:
         if w is None:
             work = Path(tempfile.mkdtemp(prefix="worker-", dir=self._root))
             stem = self.names.nonce_unit.lower()
-            w = _Worker(work=work, nonce_files=(stem + ".cmi", stem + ".cmo"))
+            compiled = (".cmx", ".o") if self.config.native else (".cmo",)
+            w = _Worker(work=work, nonce_files=(stem + ".cmi", *(stem + ext for ext in compiled)))
             with self._lock:
                 self._workers.append(w)
             self._local.worker = w
@@ -508,13 +511,14 @@ class Verifier:
         return Limits(wall_s=min(wall, remaining_s), cpu_s=limit.run_cpu_s, memory_mb=self.config.memory_mb)
 
     def _run_program(self, program: Path, lim: Limits, nonce: str, start: int) -> RunResult:
-        return self.sandbox.run_bytecode(
-            program,
-            lim,
-            stdin=f"{nonce} {start}\n".encode(),
-            marker=nonce,
-            env={"OCAMLRUNPARAM": f"l={self.config.stack_words}"},
-        )
+        """One run of the test program from test `start`, with the configured stack: OCAMLRUNPARAM's
+        stack limit in bytecode, the process's stack rlimit for native code."""
+        stdin = f"{nonce} {start}\n".encode()
+        if self.config.native:
+            lim = replace(lim, stack_mb=self.config.stack_words * 8 / 2**20)
+            return self.sandbox.run_native(program, lim, stdin=stdin, marker=nonce)
+        env = {"OCAMLRUNPARAM": f"l={self.config.stack_words}"}
+        return self.sandbox.run_bytecode(program, lim, stdin=stdin, marker=nonce, env=env)
 
     def _run_tests(self, program: Path, problem: Problem, full: bool, limit: TimeLimit) -> _CodeVerdict:
         total = len(problem.tests)

@@ -30,7 +30,7 @@ import subprocess
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 MODES = ("bwrap", "rlimit")
@@ -47,7 +47,7 @@ class Limits:
     wall_s: float = 2.0
     cpu_s: float = 2.0  # CPU time of all the sandbox's processes together, enforced to a few ms
     memory_mb: int = 512  # address space
-    stack_mb: int = 8
+    stack_mb: float = 8
     file_mb: int = 1  # largest file it may write
     open_files: int = 64
     tmpfs_mb: int = 16  # all it may write in total (bwrap mode)
@@ -148,6 +148,7 @@ class Sandbox:
                 self._compile_binds += ["--ro-bind", d, d]
         self.ocamlrun = ocamlrun or _tool("ocamlrun")
         self._run_binds = _library_binds(os.path.realpath(self.ocamlrun)) if self.ocamlrun else []
+        self._native_binds: list[str] | None = None  # the shared libraries of native test programs
 
     # -- command construction -------------------------------------------------------------------
 
@@ -160,7 +161,7 @@ class Sandbox:
             self.prlimit,
             f"--cpu={backstop}:{backstop + 1}",
             f"--as={lim.memory_mb * mb}",
-            f"--stack={lim.stack_mb * mb}",
+            f"--stack={int(lim.stack_mb * mb)}",
             f"--fsize={lim.file_mb * mb}",
             f"--nofile={lim.open_files}",
             "--core=0",
@@ -291,6 +292,59 @@ class Sandbox:
                 + [arg for k, v in sorted(env.items()) for arg in ("--setenv", k, v)]
                 + ["--perms", "0755", "--file", str(prog_fd), "/tmp/prog", "--chdir", "/tmp", "--"]
                 + [os.path.realpath(self.ocamlrun), "/tmp/prog"]
+            )
+            return self._launch(
+                cmd, lim, stdin=stdin, marker=marker, status_fds=(status_r, status_w), extra_fds=(prog_fd,)
+            )
+        finally:
+            os.close(prog_fd)
+
+    def run_native(
+        self, program: Path, lim: Limits, stdin: bytes = b"", marker: str | None = None
+    ) -> RunResult:
+        """Run a native executable (VERIFIER_NATIVE=1) as `run_bytecode` runs bytecode: in bwrap mode
+        copied into the tmpfs as /tmp/prog, with only the shared libraries it loads visible. A native
+        program is larger than the 1 MiB file-size limit, under which bubblewrap copies it: that limit
+        grows to the program's size."""
+        size_mb = math.ceil(os.path.getsize(program) / 2**20)
+        if lim.file_mb <= size_mb:
+            lim = replace(lim, file_mb=size_mb + 1, tmpfs_mb=max(lim.tmpfs_mb, 2 * size_mb + 2))
+        if self.mode == "rlimit":
+            with tempfile.TemporaryDirectory(prefix="ocaml-run-") as d:
+                dest = Path(d) / "prog"
+                shutil.copy(program, dest)
+                return self._launch(
+                    [*self._rlimit_prefix(lim), str(dest)], lim, cwd=Path(d), stdin=stdin, marker=marker
+                )
+        if self._native_binds is None:
+            # Every native program of one compiler loads the same libraries: ask ldd once, and bind
+            # those, not the program's own host path.
+            binds = _library_binds(os.path.realpath(program))
+            real = os.path.realpath(program)
+            self._native_binds = [
+                a
+                for i in range(0, len(binds), 3)
+                if not (binds[i] == "--ro-bind" and binds[i + 1] == real)
+                for a in binds[i : i + 3]
+            ]
+        status_r, status_w = os.pipe()
+        prog_fd = os.open(program, os.O_RDONLY)
+        try:
+            cmd = (
+                self._rlimit_prefix(lim)
+                + self._bwrap_common(lim, status_w)
+                + self._native_binds
+                + [
+                    "--perms",
+                    "0755",
+                    "--file",
+                    str(prog_fd),
+                    "/tmp/prog",
+                    "--chdir",
+                    "/tmp",
+                    "--",
+                    "/tmp/prog",
+                ]
             )
             return self._launch(
                 cmd, lim, stdin=stdin, marker=marker, status_fds=(status_r, status_w), extra_fds=(prog_fd,)
