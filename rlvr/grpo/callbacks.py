@@ -90,3 +90,44 @@ class TimingMixin:
             return super()._calculate_rewards(*args, **kwargs)
         finally:
             self._metrics["train"]["timing/reward_s"].append(time.monotonic() - start)
+
+
+# Two rewards closer than this are equal: the verifier rounds every reward to 1e-6.
+SAME_REWARD = 1e-6
+
+
+class ZeroSpreadMixin:
+    """Makes `frac_reward_zero_std` count every group whose rewards are all equal.
+
+    TRL counts a group only when `torch.isclose(std, 0)` (atol 1e-8), and eight rewards of 0.21 have a
+    float32 std of 1.6e-8: a group without any learning signal was logged as one with signal (over
+    grpo30-shuffle's 30 steps, 0.033 logged against 0.100 exact), and the signal guard read it. Here a
+    group counts when its total rewards span at most SAME_REWARD (unscorable rows left out)."""
+
+    def _calculate_rewards(self, *args, **kwargs):
+        rewards = super()._calculate_rewards(*args, **kwargs)
+        self._rewards_for_spread = rewards
+        return rewards
+
+    def _generate_and_score_completions(self, inputs):
+        out = super()._generate_and_score_completions(inputs)
+        rewards = getattr(self, "_rewards_for_spread", None)
+        mode = "train" if self.model.training else "eval"
+        logged = self._metrics[mode].get("frac_reward_zero_std")
+        if rewards is not None and logged:
+            import torch
+
+            size = (
+                self.num_generations
+                if mode == "train"
+                else getattr(self, "num_generations_eval", self.num_generations)
+            )
+            total = (rewards * self.reward_weights.to(rewards.device).unsqueeze(0)).nansum(dim=1)
+            total[torch.isnan(rewards).all(dim=1)] = torch.nan
+            groups = total.view(-1, size)
+            high = torch.where(torch.isnan(groups), -torch.inf, groups).max(dim=1).values
+            low = torch.where(torch.isnan(groups), torch.inf, groups).min(dim=1).values
+            same = ~(high - low > SAME_REWARD)  # an all-unscorable group (inf - inf = nan) counts too
+            logged[-1] = same.float().mean().item()
+        self._rewards_for_spread = None
+        return out

@@ -84,13 +84,19 @@ def trainer_args(cfg: GRPOTrainConfig, run: RunDir):
 def make_trainer_class(algorithm: str):
     from trl import GRPOTrainer, RLOOTrainer
 
-    from .callbacks import TimingMixin
+    from .callbacks import TimingMixin, ZeroSpreadMixin
     from .generation import MergedGenerationMixin
     from .llama_rollout import LogprobGapMixin
 
     if algorithm == "rloo":
-        return type("TimedRLOOTrainer", (TimingMixin, MergedGenerationMixin, RLOOTrainer), {})
-    return type("TimedGRPOTrainer", (TimingMixin, MergedGenerationMixin, LogprobGapMixin, GRPOTrainer), {})
+        return type(
+            "TimedRLOOTrainer", (TimingMixin, ZeroSpreadMixin, MergedGenerationMixin, RLOOTrainer), {}
+        )
+    return type(
+        "TimedGRPOTrainer",
+        (TimingMixin, ZeroSpreadMixin, MergedGenerationMixin, LogprobGapMixin, GRPOTrainer),
+        {},
+    )
 
 
 def llama_rollout(cfg: GRPOTrainConfig, run: RunDir):
