@@ -470,17 +470,20 @@ class Sandbox:
                 flooded = True
                 break
         killed = bool(open_fds - {status_fd}) or timed_out
+        reaped_cpu = 0.0
+        if not killed:
+            # The output is closed, but the process may not have exited (it can close its output and
+            # go on): wait for it under the same CPU limit, and the wall clock (a second at least).
+            try:
+                reaped_cpu = _reap(proc, max(1.0, deadline - time.monotonic()), watch)
+            except _CpuLimitReached:
+                killed = timed_out = cpu_limited = True
+            except subprocess.TimeoutExpired:
+                killed = timed_out = True
         if killed:
-            watch.kill_all()
-            _kill_group(proc)
-        try:
-            reaped_cpu = _reap(proc, timeout=5.0)
-        except subprocess.TimeoutExpired:
-            killed = True
             watch.kill_all()
             _kill_group(proc)
             reaped_cpu = _reap(proc, timeout=None)
-        if killed:
             watch.wait_gone()
         if marker_b and carry and marker_b in carry:
             markers.append(carry.decode(errors="replace"))
@@ -628,9 +631,14 @@ def _process_cpu_s(pid: int) -> float | None:
     return own + (fields[12] + fields[13]) / _CLOCK_TICKS
 
 
-def _reap(proc: subprocess.Popen, timeout: float | None) -> float:
-    """Wait for `proc` (as Popen.wait would; raises TimeoutExpired) and return the CPU seconds it and
-    every descendant it reaped used, from wait4's rusage."""
+class _CpuLimitReached(Exception):
+    """Raised by `_reap` when the watched sandbox passed its CPU limit before exiting."""
+
+
+def _reap(proc: subprocess.Popen, timeout: float | None, watch: _CpuWatch | None = None) -> float:
+    """Wait for `proc` (as Popen.wait would; TimeoutExpired after `timeout`; _CpuLimitReached when
+    `watch` says the limit was passed first) and return the CPU seconds it and every descendant it
+    reaped used, from wait4's rusage."""
     fd = None
     if timeout is not None:
         with contextlib.suppress(OSError):
@@ -642,9 +650,14 @@ def _reap(proc: subprocess.Popen, timeout: float | None) -> float:
             if pid:
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 return usage.ru_utime + usage.ru_stime
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            if watch is not None and watch.over_limit(now):
+                raise _CpuLimitReached
+            left = deadline - now
             if left <= 0:
                 raise subprocess.TimeoutExpired(proc.args, timeout)
+            if watch is not None and watch.armed:
+                left = min(left, watch.poll_interval_s)
             if fd is not None:
                 select.select([fd], [], [], left)
             else:

@@ -80,3 +80,10 @@ def test_a_child_that_outlives_its_parent_is_stopped_too(tmp_path, mode):
     r = sh(mode, tmp_path, f"sh -c 'while :; do :; done' {tag} & exit 0")
     assert r.cpu_s < 0.35
     assert processes_with(tag) == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_closing_the_output_does_not_escape_the_cpu_limit(tmp_path, mode):
+    r = sh(mode, tmp_path, "exec >&- 2>&-; while :; do :; done")
+    assert r.cpu_limited
+    assert r.cpu_s < 0.35
