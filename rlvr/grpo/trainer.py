@@ -4,6 +4,7 @@ rewards, TRL's GRPOTrainer (or RLOOTrainer) with GRPO's hooks."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -166,7 +167,21 @@ class GRPOJob(TrainingJob):
         from ..verifier import Verifier
 
         self.verifier = Verifier(cfg.verifier)
-        return {"train_problems": len(self.problems), "prompts_dropped_too_long": dropped}
+        # Time the reference solutions now (once per machine; cached), not in the middle of a step.
+        start = time.monotonic()
+        limits = self.verifier.calibrate(self.problems)
+        measured = self.verifier.stats["reference_measurements"]
+        derived = sum(lim.reference_cpu_s is not None for lim in limits.values())
+        print(
+            f"time limits: {derived} of {len(limits)} problems derived from their reference solution "
+            f"({measured} measured now, in {time.monotonic() - start:.1f} s; the rest cached)",
+            flush=True,
+        )
+        return {
+            "train_problems": len(self.problems),
+            "prompts_dropped_too_long": dropped,
+            "time_limits_derived": derived,
+        }
 
     def files_callback(self, run: RunDir) -> RunFilesCallback:
         from ..callbacks import RunFilesCallback  # imports transformers: not before the settings are read

@@ -57,6 +57,7 @@ def test_run_json_records_config_versions_and_status(finished_run):
     assert info["config"]["num_generations"] == 2
     assert {"torch", "transformers", "trl", "peft"} <= set(info["versions"])
     assert info["kind"] == "grpo"
+    assert info["time_limits_derived"] == 2  # both problems' limits come from their reference
 
 
 def test_metrics_lines_have_the_documented_fields(finished_run):
