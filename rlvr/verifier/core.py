@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from ..envconf import Env
 from .compile_server import CompileServer, ServerFailure, ServerUnavailable, ocaml_identity, server_binary
+from .disk_cache import DiskCache, harness_digest
 from .extract import extract_code
 from .harness import HarnessNames, assemble_candidate, nonce_unit_source, read_report, tests_source
 from .ocaml_source import SignatureError, first_error, phrases_from_parsetree
@@ -46,7 +47,7 @@ from .scoring import (
     type_check_credit,
 )
 from .style import DEGENERATE_PENALTY, degenerate_reasons, style_penalty
-from .time_limits import REFERENCE_RUNS, ReferenceTimes, TimeLimit, derive, machine_description
+from .time_limits import REFERENCE_RUNS, TimeLimit, derive, measurement_context
 
 if TYPE_CHECKING:
     from ..problems import Problem
@@ -197,7 +198,8 @@ class Verifier:
         self._server_binary: Path | None = None
         self._server_identity: tuple[str, str] = ("", "")
         self._server_checked = False
-        self._reference_times: ReferenceTimes | None = None
+        self._reference_times: DiskCache | None = None
+        self._checks: DiskCache | None = None
         self._limits: dict[str, TimeLimit] = {}
         self._measuring: dict[str, threading.Lock] = {}
 
@@ -305,12 +307,20 @@ class Verifier:
         return {p.id: lim for p, lim in zip(problems, limits)}
 
     def check_problem(self, problem: Problem) -> str | None:
-        """None if the problem's tests compile against its own signature; else why not (cached)."""
+        """None if the problem's tests compile against its own signature; else why not (cached in
+        memory, and on disk for this compiler and harness)."""
         key = _problem_key(problem)
         with self._lock:
             if key in self._problem_cache:
                 return self._problem_cache[key]
-        reason = self._check_problem_uncached(problem)
+        checks = self._checks_cache()
+        try:
+            reason = checks.get(key)
+        except KeyError:
+            reason = self._check_problem_uncached(problem)
+            checks.put({key: reason})
+            with self._lock:
+                self.stats["problem_checks"] += 1
         with self._lock:
             self._problem_cache[key] = reason
         return reason
@@ -576,16 +586,25 @@ class Verifier:
             time_limit_s=limit.run_cpu_s,
         )
 
-    def _times_cache(self) -> ReferenceTimes:
+    def _times_cache(self) -> DiskCache:
         with self._lock:
             if self._reference_times is None:
-                ident = ocaml_identity(self.tools["ocamlc"]) or ("unknown", "")
-                self._reference_times = ReferenceTimes(
-                    machine_description(
-                        ident[0], self.config.sandbox, self.config.native, self.config.stack_words
-                    )
+                version = (ocaml_identity(self.tools["ocamlc"]) or ("unknown", ""))[0]
+                context = measurement_context(
+                    version, self.config.sandbox, self.config.native, self.config.stack_words
                 )
+                self._reference_times = DiskCache("time-limits", context)
             return self._reference_times
+
+    def _checks_cache(self) -> DiskCache:
+        """Problem checks depend on the compiler and the harness only (not on the machine's speed)."""
+        with self._lock:
+            if self._checks is None:
+                version, stdlib = ocaml_identity(self.tools["ocamlc"]) or ("unknown", "")
+                compiler = "ocamlopt" if self.config.native else "ocamlc"
+                context = f"{compiler} {version} {stdlib}; harness {harness_digest()}"
+                self._checks = DiskCache("problem-checks", context)
+            return self._checks
 
     def _reference_cpu_s(self, problem: Problem) -> float | None:
         """CPU seconds of the reference solution's test program: the most of REFERENCE_RUNS full runs

@@ -18,24 +18,18 @@ another kind (CPU model, OCaml version, sandbox mode) measures everything again.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-import os
 import platform
-import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..models import cache_root
+from .disk_cache import harness_digest
 
 LIMIT_MULTIPLE = 3.0
 LIMIT_CONSTANT_S = 0.05
 LIMIT_FLOOR_S = 0.1
 BUDGET_RUNS = 4
 REFERENCE_RUNS = 3
-# Part of the cache key: a change to how the test program is built or run (harness, stack limit)
-# changes what a reference costs, so it must invalidate earlier measurements.
+# Part of the cache's context, with the harness's source: bump it when what a measurement means changes.
 MEASUREMENT_VERSION = "1"
 
 
@@ -81,54 +75,10 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine_description(ocaml_version: str, sandbox: str, native: bool, stack_words: int) -> str:
-    """What a measurement depends on besides the problem: the machine and how the tests are run."""
+def measurement_context(ocaml_version: str, sandbox: str, native: bool, stack_words: int) -> str:
+    """What a measurement depends on besides the problem: the machine and how the tests are built and
+    run (the harness's source included)."""
     return (
         f"{cpu_model()}; OCaml {ocaml_version}; sandbox {sandbox}; {'native' if native else 'bytecode'}; "
-        f"stack {stack_words} words; measurement v{MEASUREMENT_VERSION}"
+        f"stack {stack_words} words; harness {harness_digest()}; measurement v{MEASUREMENT_VERSION}"
     )
-
-
-class ReferenceTimes:
-    """The on-disk record of measured reference CPU times for one machine description.
-
-    `get` returns the seconds, None for a reference measured not to pass, or raises KeyError when the
-    problem was never measured here. Saving merges with what other processes wrote meanwhile, and
-    replaces the file atomically.
-    """
-
-    def __init__(self, machine: str, root: Path | None = None):
-        self.machine = machine
-        digest = hashlib.sha256(machine.encode()).hexdigest()[:16]
-        self.path = (root or cache_root() / "time-limits") / f"{digest}.json"
-        self._lock = threading.Lock()
-        self._times: dict[str, float | None] = self._read()
-
-    def _read(self) -> dict[str, float | None]:
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-        if not isinstance(data, dict) or data.get("machine") != self.machine:
-            return {}
-        times = data.get("reference_cpu_s")
-        return dict(times) if isinstance(times, dict) else {}
-
-    def get(self, key: str) -> float | None:
-        with self._lock:
-            return self._times[key]
-
-    def put(self, measured: dict[str, float | None]) -> None:
-        """Record measurements and write the file (a cache that cannot be written is only slower)."""
-        with self._lock:
-            self._times.update(measured)
-            merged = {**self._read(), **self._times}
-            self._times = merged
-            with contextlib.suppress(OSError):
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.path.parent)
-                with os.fdopen(fd, "w") as f:
-                    json.dump(
-                        {"machine": self.machine, "reference_cpu_s": merged}, f, indent=0, sort_keys=True
-                    )
-                os.replace(tmp, self.path)

@@ -72,9 +72,9 @@ def test_a_measurement_is_kept_on_disk_for_the_next_verifier(cache, with_referen
         first = v.time_limit(with_reference)
     [path] = cache.glob("*.json")
     record = json.loads(path.read_text())
-    [measured] = record["reference_cpu_s"].values()
+    [measured] = record["values"].values()
     assert derive(measured, 1.0, 3.0) == first
-    assert "OCaml" in record["machine"]
+    assert "OCaml" in record["context"]
     with Verifier() as v:
         assert v.time_limit(with_reference) == first
         assert v.stats["reference_measurements"] == 0
@@ -157,3 +157,22 @@ def test_a_non_tail_recursive_answer_overflows_the_small_stack_on_100k_elements(
 def test_a_tail_recursive_answer_passes_on_100k_elements(verifier):
     code = "let length_tr xs = List.fold_left (fun n _ -> n + 1) 0 xs"
     assert verifier.score(LONG, code).total_reward == 1.0
+
+
+def test_a_problem_check_is_kept_on_disk_for_the_next_verifier(cache, sum_problem):
+    with Verifier() as v:
+        assert v.check_problem(sum_problem) is None
+        assert v.stats["problem_checks"] == 1
+    with Verifier() as v:
+        assert v.check_problem(sum_problem) is None
+        assert v.stats["problem_checks"] == 0
+
+
+def test_an_invalid_problem_stays_invalid_from_the_disk_cache(cache, sum_problem):
+    broken = replace(sum_problem, id="broken", tests=('sum_list [] = "zero"',))
+    with Verifier() as v:
+        first = v.check_problem(broken)
+    with Verifier() as v:
+        assert v.check_problem(broken) == first
+        assert v.stats["problem_checks"] == 0
+    assert first and "does not compile" in first
