@@ -108,9 +108,9 @@ bench-dashboard: ## time the dashboard's first page opens (Chromium and API) on 
 	@scripts/bootstrap.sh browser
 	$(PY) scripts/bench_dashboard.py
 
-bench-reward: ## reward throughput: verifier (sandboxed) vs a naive ocamlc harness vs the compiler floor
+bench-reward: ## reward throughput: verifier (sandboxed), old verdicts, a naive ocamlc harness, the compiler floor [RUN=<grpo run dir>: its reward phase, step by step]
 	@scripts/bootstrap.sh core
-	$(PY) scripts/bench_reward.py
+	$(PY) scripts/bench_reward.py $(if $(RUN),--grpo-run "$(RUN)") $(if $(OLD_PROBLEMS),--old-problems "$(OLD_PROBLEMS)")
 
 bench-speed: ## SFT examples/s and GRPO completions/s, previous cpu defaults vs today's, and llama-server's tokens/s
 	@scripts/bootstrap.sh core

@@ -213,6 +213,61 @@ def change_reason(old_p: Problem, new_p: Problem, old: Outcome, new: Outcome) ->
     return "UNEXPLAINED"
 
 
+def grpo_steps(run_dir: Path, old_problems: Path | None, reps: int) -> None:
+    """The reward phase of a finished GRPO run, step by step, with the old and the new verdicts.
+
+    Each step's completions (completions.jsonl) are scored as one batch, the way the reward function
+    scores them, by a fresh verifier per repetition: new = the default configuration on the bundled
+    problems; old = fixed limits and OCaml's default stack on `old_problems` (the problem file as it was;
+    the bundled one if not given). Printed: the median seconds per step of each, and their share of the
+    run's logged step time."""
+    rows = [json.loads(line) for line in (run_dir / "completions.jsonl").open()]
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
+    step_time = {m["step"]: m["step_time"] for m in logged if "step_time" in m}
+    new_set = {p.id: p for p in load_problems("bundled")[0]}
+    old_set = {p.id: p for p in load_problems(str(old_problems))[0]} if old_problems else new_set
+    steps: dict[int, list[dict]] = {}
+    for r in rows:
+        steps.setdefault(r["step"], []).append(r)
+    base = VerifierConfig.from_env()
+    configs = {
+        "new": (base, new_set),
+        "old": (
+            VerifierConfig(
+                **{**base.__dict__, "time_limits": "fixed", "stack_words": OCAML_DEFAULT_STACK_WORDS}
+            ),
+            old_set,
+        ),
+    }
+    with Verifier(base) as v:  # untimed: the reference timings behind the new limits
+        v.calibrate(list(new_set.values()))
+    per_step: dict[str, list[float]] = {name: [] for name in configs}
+    for rep in range(reps):
+        for name in list(configs) if rep % 2 == 0 else list(configs)[::-1]:
+            config, problems = configs[name]
+            with Verifier(config) as v:
+                v.calibrate(
+                    [problems[pid] for pid in {r["problem_id"] for r in rows}]
+                )  # untimed, as in training
+                times = []
+                for step in sorted(steps):
+                    batch = [(problems[r["problem_id"]], r["completion"]) for r in steps[step]]
+                    t = time.perf_counter()
+                    v.score_batch(batch)
+                    times.append(time.perf_counter() - t)
+            per_step[name].append(times)
+    total_step = statistics.median(step_time[s] for s in sorted(steps) if s in step_time)
+    print(
+        f"GRPO run {run_dir}: {len(steps)} steps, {len(rows)} completions; median logged step {total_step:.1f} s"
+    )
+    for name, reps_times in per_step.items():
+        med = [statistics.median(ts) for ts in zip(*reps_times)]  # per step, over repetitions
+        print(
+            f"  {name}: reward phase median {statistics.median(med):.3f} s a step, mean {statistics.mean(med):.3f} s, "
+            f"max {max(med):.3f} s; {statistics.mean(med) / total_step:.2%} of the median step"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", default=str(CORPUS))
@@ -222,7 +277,16 @@ def main() -> None:
     ap.add_argument("--skip-kinds", default="", help="comma-separated corpus kinds to leave out, e.g. loop")
     ap.add_argument("--methods", default="server,per-process,old,naive,naive-old,floor")
     ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument(
+        "--grpo-run", default=None, help="instead: time the reward phase of this GRPO run's steps"
+    )
+    ap.add_argument(
+        "--old-problems", default=None, help="with --grpo-run: the problem file of the old verdicts"
+    )
     args = ap.parse_args()
+    if args.grpo_run:
+        grpo_steps(Path(args.grpo_run), Path(args.old_problems) if args.old_problems else None, args.reps)
+        return
 
     skip = tuple(k for k in args.skip_kinds.split(",") if k)
     old_items, kinds = load_corpus(Path(args.corpus), args.limit, skip)

@@ -11,7 +11,7 @@ Three compilation units, compiled and linked in this order by one `ocamlc` call:
    binds only the problem's function name from the candidate. A candidate that redefines `(=)`,
    `Printf`, `Stdlib` or `assert` changes nothing here. Each assertion runs on its own, inside a handler
    that catches every exception, and reports `<nonce> <i> start` then `<nonce> <i> pass|fail|exn ...`;
-   after the last one, `<nonce> -1 done`. A test after which the stack limit (OCAMLRUNPARAM=l, set by
+   after the last one, `<nonce> -1 done <CPU seconds the program used>`. A test after which the stack limit (OCAMLRUNPARAM=l, set by
    the verifier) is not what it was when the program started fails: the tail-recursion tests depend on it.
 """
 
@@ -98,7 +98,7 @@ def tests_source(names: HarnessNames, function_names: list[str], tests: list[str
         f'        report i "{STACK_CHANGED}"',
         "      else report i verdict",
         "    end",
-        '  let finish () = report (-1) "done"',
+        '  let finish () = report (-1) ("done " ^ Printf.sprintf "%.6f" (Sys.time ()))',
         "end",
         "open! Candidate",
         f"open! {s}",
@@ -117,12 +117,13 @@ class TestReport:
     verdicts: dict[int, str]  # index -> "pass" | "fail" | "exn <text>"
     started: int | None  # index started but never finished, if any
     done: bool
-    tampered: bool
-    ready: bool  # the program started (the nonce unit ran)  # an index reported twice, or out of range
+    tampered: bool  # an index reported twice, or out of range
+    ready: bool  # the program started (the nonce unit ran)
+    cpu_s: float | None = None  # the program's own CPU time (Sys.time), reported with `done`
 
 
 _MARK = re.compile(
-    r"(?:^|\s)(?P<nonce>[0-9a-f]{32}) (?P<i>-?\d+) (?P<what>start|pass|fail|done|ready|exn.*)$"
+    r"(?:^|\s)(?P<nonce>[0-9a-f]{32}) (?P<i>-?\d+) (?P<what>start|pass|fail|done(?: [0-9.]+)?|ready|exn.*)$"
 )
 
 
@@ -131,6 +132,7 @@ def read_report(marker_lines: list[str], nonce: str, total: int, start: int) -> 
     verdicts: dict[int, str] = {}
     started: set[int] = set()
     done = tampered = ready = False
+    cpu_s: float | None = None
     for line in marker_lines:
         m = _MARK.search(line)
         if not m or m.group("nonce") != nonce:
@@ -139,8 +141,9 @@ def read_report(marker_lines: list[str], nonce: str, total: int, start: int) -> 
         if what == "ready" and i == -1:
             tampered |= ready
             ready = True
-        elif what == "done" and i == -1:
+        elif what.startswith("done") and i == -1:
             done = True
+            cpu_s = float(what[5:]) if len(what) > 5 else None
         elif what == "start" and start <= i < total:
             if i in started:
                 tampered = True
@@ -152,4 +155,4 @@ def read_report(marker_lines: list[str], nonce: str, total: int, start: int) -> 
         else:
             tampered = True
     pending = [i for i in started if i not in verdicts]
-    return TestReport(verdicts, max(pending) if pending else None, done, tampered, ready)
+    return TestReport(verdicts, max(pending) if pending else None, done, tampered, ready, cpu_s)

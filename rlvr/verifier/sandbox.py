@@ -66,7 +66,10 @@ class RunResult:
     marker_lines: list[str] = field(default_factory=list)  # stdout lines containing `marker`, uncapped
     flooded: bool = False  # killed here for printing more than 64 x output_bytes
     cpu_limited: bool = False  # killed for its CPU time (by the supervisor, or the rlimit backstop)
-    cpu_s: float = 0.0  # CPU time the sandbox's processes used (rusage of everything reaped, or polled)
+    # CPU time the sandbox's processes used: the larger of wait4's rusage and the supervisor's last poll.
+    # bwrap does not hand its pid namespace's rusage back, so there it is the poll (up to one poll
+    # interval short); the verifier times reference solutions by the program's own report instead.
+    cpu_s: float = 0.0
 
 
 # How a process killed by its CPU rlimit reports: bubblewrap passes on 128 + signal, Popen -signal.

@@ -9,7 +9,7 @@ import pytest
 
 from rlvr.problems import Problem
 from rlvr.verifier import Verifier, VerifierConfig
-from rlvr.verifier.harness import STACK_CHANGED
+from rlvr.verifier.harness import STACK_CHANGED, assemble_candidate, read_report
 from rlvr.verifier.time_limits import TimeLimit, derive
 
 REFERENCE = "List.fold_left ( + ) 0 xs"
@@ -176,3 +176,18 @@ def test_an_invalid_problem_stays_invalid_from_the_disk_cache(cache, sum_problem
         assert v.check_problem(broken) == first
         assert v.stats["problem_checks"] == 0
     assert first and "does not compile" in first
+
+
+def test_the_test_program_reports_its_own_cpu_time_when_done(verifier, sum_problem):
+    """What a reference is timed by: the program's own count, exact where the sandbox polls."""
+    burn = "let t = Sys.time () in while Sys.time () -. t < 0.05 do () done; List.fold_left ( + ) 0 xs"
+    p = replace(sum_problem, tests=sum_problem.tests[:1])
+    candidate, _full, _ = assemble_candidate(p.signature, burn)
+    w = verifier._worker()
+    verifier._write_units(w, candidate, p)
+    assert verifier._compile(w, ["-o", "prog", w.nonce_files[1], "candidate.ml", "tests.ml"]).returncode == 0
+    run = verifier._run_program(
+        w.work / "prog", verifier._run_limits(derive(None, 1.0, 3.0), 3.0), "a" * 32, 0
+    )
+    report = read_report(run.marker_lines, "a" * 32, 1, 0)
+    assert report.done and 0.05 <= report.cpu_s < 0.07
