@@ -26,7 +26,7 @@ from .disk_cache import harness_digest
 
 LIMIT_MULTIPLE = 3.0
 LIMIT_CONSTANT_S = 0.05
-LIMIT_FLOOR_S = 0.1
+LIMIT_FLOOR_S = 0.05
 BUDGET_RUNS = 4
 REFERENCE_RUNS = 3
 # Part of the cache's context, with the harness's source: bump it when what a measurement means changes.
@@ -57,12 +57,13 @@ def derive(reference_cpu_s: float | None, run_timeout_s: float, test_budget_s: f
     does not pass: the fixed limits)."""
     if reference_cpu_s is None:
         return TimeLimit(run_cpu_s=run_timeout_s, budget_s=test_budget_s)
+    reference_cpu_s = round(reference_cpu_s, 4)  # what describe() shows: the limit follows from it
     run = LIMIT_MULTIPLE * reference_cpu_s + LIMIT_CONSTANT_S
     run = round(min(run_timeout_s, max(min(LIMIT_FLOOR_S, run_timeout_s), run)), 4)
     return TimeLimit(
         run_cpu_s=run,
         budget_s=round(min(test_budget_s, BUDGET_RUNS * run), 4),
-        reference_cpu_s=round(reference_cpu_s, 4),
+        reference_cpu_s=reference_cpu_s,
     )
 
 

@@ -29,7 +29,11 @@ def with_reference(sum_problem) -> Problem:
 
 
 def test_a_fast_reference_gets_the_floor():
-    assert derive(0.01, 1.0, 3.0) == TimeLimit(run_cpu_s=0.1, budget_s=0.4, reference_cpu_s=0.01)
+    assert derive(0.0, 1.0, 3.0) == TimeLimit(run_cpu_s=0.05, budget_s=0.2, reference_cpu_s=0.0)
+
+
+def test_a_ten_millisecond_reference_gets_eighty():
+    assert derive(0.01, 1.0, 3.0) == TimeLimit(run_cpu_s=0.08, budget_s=0.32, reference_cpu_s=0.01)
 
 
 def test_a_limit_is_three_times_the_reference_plus_fifty_milliseconds():
