@@ -67,6 +67,10 @@ RUN_WALL_MIN_EXTRA_S = 0.5
 TIME_LIMIT_MODES = ("reference", "fixed")
 
 
+class _NotMeasured(RuntimeError):
+    """A reference solution could not be timed for a reason that is not the reference's."""
+
+
 class OCamlNotFound(RuntimeError):
     """The OCaml toolchain the verifier needs is not installed."""
 
@@ -291,7 +295,17 @@ class Verifier:
             try:
                 ref = times.get(key)
             except KeyError:
-                ref = self._reference_cpu_s(problem)
+                try:
+                    ref = self._reference_cpu_s(problem)
+                except (SandboxError, _NotMeasured) as e:
+                    # Not the reference's fault (the sandbox, a compile or run cut short on a busy
+                    # machine): the fixed limits for now, and nothing kept on disk.
+                    log.warning(
+                        "time limit for %s: could not time its reference (%s); fixed limits", problem.id, e
+                    )
+                    with self._lock:
+                        self._limits[key] = fixed
+                    return fixed
                 times.put({key: ref})
                 with self._lock:
                     self.stats["reference_measurements"] += 1
@@ -303,7 +317,15 @@ class Verifier:
     def calibrate(self, problems: Sequence[Problem]) -> dict[str, TimeLimit]:
         """Every problem's limits (problem id -> TimeLimit), measuring the references not measured yet
         on this machine in parallel: worth calling once before scoring a whole problem set."""
-        limits = list(self._pool.map(self.time_limit, problems))
+
+        def one(problem: Problem) -> TimeLimit:
+            try:
+                return self.time_limit(problem)
+            except SandboxError as e:  # its problem check could not run: scoring will retry it
+                log.warning("time limit for %s: %s; fixed limits", problem.id, e)
+                return derive(None, self.config.run_timeout_s, self.config.test_budget_s)
+
+        limits = list(self._pool.map(one, problems))
         return {p.id: lim for p, lim in zip(problems, limits)}
 
     def check_problem(self, problem: Problem) -> str | None:
@@ -347,6 +369,9 @@ class Verifier:
         invalid = self.check_problem(problem)
         if invalid:
             return _CodeVerdict(stage="infra_error", error=f"problem {problem.id!r} is invalid: {invalid}")
+        # Before this worker's directory holds the candidate: timing the reference builds and runs it
+        # in the same directory.
+        limit = self.time_limit(problem)
         sig = problem.signature
         candidate, full, _offset = assemble_candidate(sig, code)
         w = self._worker()
@@ -355,7 +380,7 @@ class Verifier:
         if build.timed_out:
             return _CodeVerdict(stage="timeout", error="compilation timed out", full_definition=full)
         if build.returncode == 0:
-            return self._run_tests(w.work / "prog", problem, full, self.time_limit(problem))
+            return self._run_tests(w.work / "prog", problem, full, limit)
         output = build.stdout + build.stderr
         err = first_error(output)
         if err is None:
@@ -534,14 +559,18 @@ class Verifier:
         total = len(problem.tests)
         nonce = secrets.token_hex(16)
         verdicts: dict[int, str] = {}
-        start, deadline = 0, time.monotonic() + limit.budget_s
+        # Two budgets for all the runs together: CPU time (the problem's), and the fixed wall clock as
+        # a backstop, so that a busy machine does not cut a correct answer short.
+        start, deadline = 0, time.monotonic() + self.config.test_budget_s
+        cpu_spent = 0.0
         startup_error = None
         while start < total:
             remaining = deadline - time.monotonic()
-            if remaining < 0.05:
+            if remaining < 0.05 or cpu_spent >= limit.budget_s - 0.005:
                 break
             lim = self._run_limits(limit, remaining)
             run = self._run_program(program, lim, nonce, start)
+            cpu_spent += run.cpu_s
             report = read_report(run.marker_lines, nonce, total, start)
             if not report.ready:
                 raise SandboxError(f"the test program never started: {_tail(run)}")
@@ -602,14 +631,15 @@ class Verifier:
             if self._checks is None:
                 version, stdlib = ocaml_identity(self.tools["ocamlc"]) or ("unknown", "")
                 compiler = "ocamlopt" if self.config.native else "ocamlc"
-                context = f"{compiler} {version} {stdlib}; harness {harness_digest()}"
+                context = f"{compiler} {version} {stdlib}; harness {harness_digest()}; {_source_digest()}"
                 self._checks = DiskCache("problem-checks", context)
             return self._checks
 
     def _reference_cpu_s(self, problem: Problem) -> float | None:
         """CPU seconds of the reference solution's test program: the most of REFERENCE_RUNS full runs
-        under the fixed limits. None when the reference does not pass every test in one run (it then
-        gives no basis for a limit, and `make validate-data` reports it)."""
+        under the fixed limits. None when the reference fails (it does not compile, or does not pass
+        every test in one run: no basis for a limit, and `make validate-data` reports it). Raises
+        _NotMeasured, or SandboxError, when the measurement itself failed (a timeout, the sandbox)."""
         invalid = self.check_problem(problem)
         if invalid or not problem.solution:
             return None
@@ -621,6 +651,8 @@ class Verifier:
                 w = self._worker()
                 self._write_units(w, candidate, problem)
                 build = self._compile(w, ["-o", "prog", w.nonce_files[1], "candidate.ml", "tests.ml"])
+                if build.timed_out:
+                    raise _NotMeasured("its compile timed out")
                 if build.returncode != 0:
                     return None
                 for _ in range(REFERENCE_RUNS):
@@ -629,6 +661,10 @@ class Verifier:
                         w.work / "prog", self._run_limits(fixed, fixed.budget_s), nonce, 0
                     )
                     report = read_report(run.marker_lines, nonce, len(problem.tests), 0)
+                    if run.timed_out and not report.done:
+                        raise _NotMeasured("its run timed out")
+                    if not report.ready:
+                        raise SandboxError("the reference's test program never started")
                     passed = sum(v == "pass" for v in report.verdicts.values())
                     if not report.done or report.tampered or passed != len(problem.tests):
                         return None
@@ -637,8 +673,10 @@ class Verifier:
                     worst = max(worst, report.cpu_s if report.cpu_s is not None else run.cpu_s)
                 return worst
             except SandboxError:
+                if _attempt == self.config.retries:
+                    raise
                 time.sleep(0.05)
-        return None
+        raise _NotMeasured("no attempt left")
 
     def _check_problem_uncached(self, problem: Problem) -> str | None:
         try:
@@ -660,6 +698,11 @@ class Verifier:
         if r.returncode == 0:
             return None
         err = first_error(r.stdout + r.stderr)
+        if r.timed_out or err is None:
+            # The compiler was cut short or died without a diagnostic: no verdict on the problem.
+            raise SandboxError(
+                f"checking problem {problem.id!r}: {_clip(r.stderr) or 'the compile timed out'}"
+            )
         where = "its prompt's code" if err and err.file == "candidate.ml" else "its test code"
         return f"{where} does not compile against its signature: {err.message if err else _clip(r.stderr)}"
 
@@ -667,6 +710,11 @@ class Verifier:
 _LINK_ERROR = re.compile(
     r"is unavailable \(required by|Reference to undefined global|Error while linking|No implementations? provided"
 )
+
+
+def _source_digest() -> str:
+    """A hash of the code behind a problem check's verdict besides the harness (signature parsing)."""
+    return hashlib.sha256(Path(__file__).with_name("ocaml_source.py").read_bytes()).hexdigest()[:12]
 
 
 def _problem_key(problem: Problem, with_solution: bool = False) -> str:

@@ -386,6 +386,7 @@ class Sandbox:
         try:
             result = self._collect(proc, lim, stdin, marker, start, watch, status_fds, status)
         finally:
+            watch.close()
             if status_fds:
                 status += _read_all(status_fds[0])
                 os.close(status_fds[0])
@@ -488,6 +489,11 @@ class Sandbox:
             _kill_group(proc)
             reaped_cpu = _reap(proc, timeout=None)
             watch.wait_gone()
+        elif watch.session_mode:
+            # rlimit mode has no pid namespace that ends with its first process: whatever the program
+            # left running in its session (Sys.command can start a shell there) is stopped now.
+            watch.kill_all()
+            watch.wait_gone()
         if marker_b and carry and marker_b in carry:
             markers.append(carry.decode(errors="replace"))
         proc.stdout.close()
@@ -522,6 +528,7 @@ class _CpuWatch:
         self.poll_interval_s = min(CPU_POLL_MAX_S, max(CPU_POLL_MIN_S, CPU_POLL_FRACTION * limit_s))
         self._session = session  # rlimit mode: members are the processes of this session
         self._ns: str | None = None  # bwrap mode: members are the processes of this pid namespace
+        self._ns_fd: int | None = None  # held open, so that the namespace's id cannot be reused meanwhile
         self._init: int | None = None
         self._pids: set[int] = {session} if session else set()
         self.armed = session is not None
@@ -540,6 +547,7 @@ class _CpuWatch:
                 continue
             if pid:
                 try:
+                    self._ns_fd = os.open(f"/proc/{int(pid)}/ns/pid", os.O_RDONLY)
                     self._ns = os.readlink(f"/proc/{int(pid)}/ns/pid")
                 except OSError:
                     return  # already gone: nothing left to watch
@@ -548,6 +556,15 @@ class _CpuWatch:
                 self.armed = True
                 return
 
+    @property
+    def session_mode(self) -> bool:
+        return self._session is not None
+
+    def close(self) -> None:
+        if self._ns_fd is not None:
+            os.close(self._ns_fd)
+            self._ns_fd = None
+
     def over_limit(self, now: float) -> bool:
         if not self.armed or now < self._next_poll:
             return False
@@ -555,6 +572,11 @@ class _CpuWatch:
         if now >= self._next_scan:
             self._scan()
             self._next_scan = now + CPU_RESCAN_S
+        # A child being reaped is briefly in its parent's cutime and still listed itself: a reading
+        # over the limit is confirmed by a second one before it counts.
+        return self._total() > self.limit_s and self._total() > self.limit_s
+
+    def _total(self) -> float:
         total = 0.0
         for pid in list(self._pids):
             t = _process_cpu_s(pid)
@@ -563,7 +585,7 @@ class _CpuWatch:
             else:
                 total += t
         self.last_total_s = max(self.last_total_s, total)
-        return total > self.limit_s
+        return total
 
     def _scan(self) -> None:
         """Add every process of the sandbox that is not known yet."""

@@ -4,8 +4,8 @@ A problem with a reference solution gets, for every run of a candidate's test pr
 
     CPU limit = clamp(LIMIT_MULTIPLE x the reference's CPU time + LIMIT_CONSTANT_S, LIMIT_FLOOR_S, run_timeout_s)
 
-and, for all the runs of one completion together (a run restarts after an assertion that hung), a wall
-budget of min(test_budget_s, BUDGET_RUNS x that limit). A problem without a reference keeps the fixed
+and, for all the runs of one completion together (a run restarts after an assertion that hung), a CPU
+budget of min(test_budget_s, BUDGET_RUNS x that limit); test_budget_s of wall clock stays the backstop. A problem without a reference keeps the fixed
 limits (run_timeout_s, test_budget_s). The constants were chosen by measurement (doc/reward.md, "Time
 limits"): no reference times out with the cores busy, and an infinite loop costs a fraction of a second.
 
@@ -38,7 +38,7 @@ class TimeLimit:
     """The limits that apply to one problem's test runs."""
 
     run_cpu_s: float  # CPU time of one run of the test program, all its processes together
-    budget_s: float  # wall clock of all the runs of one completion's tests together
+    budget_s: float  # CPU time of all the runs of one completion's tests together
     reference_cpu_s: float | None = None  # what they were derived from; None: the fixed limits
 
     def describe(self) -> str:

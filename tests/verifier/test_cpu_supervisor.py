@@ -87,3 +87,12 @@ def test_closing_the_output_does_not_escape_the_cpu_limit(tmp_path, mode):
     r = sh(mode, tmp_path, "exec >&- 2>&-; while :; do :; done")
     assert r.cpu_limited
     assert r.cpu_s < 0.35
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_process_left_behind_with_its_output_closed_is_stopped(tmp_path, mode):
+    # rlimit mode: Sys.command can start a shell; one that lets go of the output pipes is still stopped
+    tag = "detached" + secrets.token_hex(6)
+    r = sh(mode, tmp_path, f"sh -c 'exec >/dev/null 2>&1; while :; do :; done' {tag} & exit 0")
+    assert r.returncode == 0 or r.timed_out
+    assert processes_with(tag) == []
