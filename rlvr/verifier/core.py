@@ -33,7 +33,7 @@ from .compile_server import CompileServer, ServerFailure, ServerUnavailable, oca
 from .disk_cache import DiskCache, harness_digest
 from .extract import extract_code
 from .harness import HarnessNames, assemble_candidate, nonce_unit_source, read_report, tests_source
-from .ocaml_source import SignatureError, first_error, phrases_from_parsetree
+from .ocaml_source import SignatureError, first_error, phrases_from_parsetree, strip_comments
 from .sandbox import MODES, Limits, RunResult, Sandbox, SandboxError
 from .scoring import (
     COMPILE_FAILED_AFTER_TYPECHECK,
@@ -380,6 +380,16 @@ class Verifier:
         if build.timed_out:
             return _CodeVerdict(stage="timeout", error="compilation timed out", full_definition=full)
         if build.returncode == 0:
+            if _CHANGES_RUNTIME.search(strip_comments(code)):
+                return _CodeVerdict(
+                    stage="test_failure",
+                    type_check=TYPE_CHECK_MAX,
+                    compile=COMPILE_OK,
+                    tests_total=len(problem.tests),
+                    error=RUNTIME_TAMPERING,
+                    full_definition=full,
+                    time_limit_s=limit.run_cpu_s,
+                )
             return self._run_tests(w.work / "prog", problem, full, limit)
         output = build.stdout + build.stderr
         err = first_error(output)
@@ -706,6 +716,15 @@ class Verifier:
         where = "its prompt's code" if err and err.file == "candidate.ml" else "its test code"
         return f"{where} does not compile against its signature: {err.message if err else _clip(r.stderr)}"
 
+
+# The Gc module (and any `external` primitive) can raise the stack limit that the tail-recursion tests
+# rely on, and put it back before the harness looks (doc/security.md): an answer that names either gets
+# no test credit. Answers to these problems have no use for them.
+_CHANGES_RUNTIME = re.compile(r"\bGc\b|Stdlib__Gc\b|\bexternal\b")
+RUNTIME_TAMPERING = (
+    "the answer uses the Gc module or an external primitive, which can change the stack limit the "
+    "tests rely on: no test credit"
+)
 
 _LINK_ERROR = re.compile(
     r"is unavailable \(required by|Reference to undefined global|Error while linking|No implementations? provided"

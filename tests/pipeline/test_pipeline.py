@@ -98,7 +98,7 @@ def finished(tiny_model, tmp_path_factory):  # noqa: F811
     running: dict = {}
     while not checkpointed() and proc.poll() is None and time.monotonic() < deadline:
         current = state(root)
-        if current.get("current") == "grpo" and not running:
+        if current.get("current") == "grpo":  # the last look before the stop: its run dir is known by then
             running = next(p for p in current["phases"] if p["name"] == "grpo")
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)

@@ -9,6 +9,7 @@ import pytest
 
 from rlvr.problems import Problem
 from rlvr.verifier import Verifier, VerifierConfig
+from rlvr.verifier.core import RUNTIME_TAMPERING
 from rlvr.verifier.harness import STACK_CHANGED, assemble_candidate, read_report
 from rlvr.verifier.time_limits import TimeLimit, derive
 
@@ -123,20 +124,46 @@ def test_an_answer_that_does_not_compile_has_no_time_limit(verifier, sum_problem
 def test_the_test_program_runs_with_the_configured_stack(verifier):
     p = Problem(
         id="stack_probe",
-        prompt="(** probe *)\nlet stack_probe (u : unit) : int =",
-        tests=(f"stack_probe () = {verifier.config.stack_words}",),
+        prompt="(** probe *)\nlet stack_probe (u : unit) : unit =",
+        tests=(f"(stack_probe (); (Gc.get ()).Gc.stack_limit = {verifier.config.stack_words})",),
     )
-    assert verifier.score(p, "(Gc.get ()).Gc.stack_limit").total_reward == 1.0
+    o = verifier.score(p, "()")
+    assert (o.stage, o.tests_passed) == ("pass", 1)
 
 
-def test_an_answer_that_raises_the_stack_limit_fails_the_tests(verifier, sum_problem):
-    code = (
-        "let sum_list xs =\n"
-        "  Gc.set { (Gc.get ()) with Gc.stack_limit = 1 lsl 28 };\n"
-        "  List.fold_left ( + ) 0 xs"
-    )
+RAISE_THEN_RESTORE = (
+    "let rec len = function [] -> 0 | _ :: t -> 1 + len t\n"
+    "let sum_list xs =\n"
+    "  let c = Gc.get () in\n"
+    "  Gc.set { c with Gc.stack_limit = 1 lsl 28 };\n"
+    "  ignore (len (List.init 200_000 Fun.id));\n"
+    "  Gc.set c;\n"
+    "  List.fold_left ( + ) 0 xs"
+)
+
+
+def test_an_answer_that_names_gc_gets_no_test_credit(verifier, sum_problem):
+    # it could raise the stack limit, recurse, and put the limit back before the harness looks
+    o = verifier.score(sum_problem, RAISE_THEN_RESTORE)
+    assert (o.stage, o.tests_passed, o.total_reward) == ("test_failure", 0, 0.35)
+    assert o.error == RUNTIME_TAMPERING
+
+
+def test_an_answer_that_declares_an_external_primitive_gets_no_test_credit(verifier, sum_problem):
+    code = 'external set : Stdlib.Gc.control -> unit = "caml_gc_set"\nlet sum_list xs = List.fold_left ( + ) 0 xs'
     o = verifier.score(sum_problem, code)
-    assert (o.tests_passed, o.stage) == (0, "test_failure")
+    assert (o.tests_passed, o.error) == (0, RUNTIME_TAMPERING)
+
+
+def test_a_stack_limit_changed_during_a_test_fails_that_test(verifier):
+    # the harness's own check, behind the one on the answer's source: here the test itself changes it
+    p = Problem(
+        id="stack_change",
+        prompt="(** probe *)\nlet stack_change (u : unit) : unit =",
+        tests=("(stack_change (); Gc.set { (Gc.get ()) with Gc.stack_limit = 1 lsl 20 }; true)", "true"),
+    )
+    o = verifier.score(p, "()")
+    assert o.tests_passed == 0
     assert STACK_CHANGED.removeprefix("exn ") in o.error
 
 
@@ -199,3 +226,8 @@ def test_timing_the_reference_first_does_not_score_the_reference_for_the_answer(
         o = v.score(with_reference, "0")
         assert v.stats["reference_measurements"] == 1
     assert (o.stage, o.tests_passed) == ("test_failure", 2)  # "0" is right for [] and [-1; 1] only
+
+
+def test_gc_named_in_a_comment_changes_nothing(verifier, sum_problem):
+    o = verifier.score(sum_problem, "(* no Gc tricks, no external calls *)\nList.fold_left ( + ) 0 xs")
+    assert (o.stage, o.tests_passed) == ("pass", 5)
