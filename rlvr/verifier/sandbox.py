@@ -152,6 +152,7 @@ class Sandbox:
         self.ocamlrun = ocamlrun or _tool("ocamlrun")
         self._run_binds = _library_binds(os.path.realpath(self.ocamlrun)) if self.ocamlrun else []
         self._native_binds: list[str] | None = None  # the shared libraries of native test programs
+        self._userns = _no_nested_userns(self.bwrap) if mode == "bwrap" else []
 
     # -- command construction -------------------------------------------------------------------
 
@@ -177,6 +178,7 @@ class Sandbox:
         return [
             self.bwrap,
             "--unshare-all",
+            *self._userns,
             "--die-with-parent",
             "--new-session",
             "--cap-drop",
@@ -494,6 +496,10 @@ class Sandbox:
             # left running in its session (Sys.command can start a shell there) is stopped now.
             watch.kill_all()
             watch.wait_gone()
+        else:
+            # bwrap mode: the namespace ends with its init, which can outlive bwrap by a moment while
+            # the kernel stops what was left inside; the verdict waits for it.
+            watch.wait_init_gone()
         if marker_b and carry and marker_b in carry:
             markers.append(carry.decode(errors="replace"))
         proc.stdout.close()
@@ -613,6 +619,11 @@ class _CpuWatch:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
 
+    def wait_init_gone(self, timeout_s: float = 2.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self._init is not None and _running(self._init) and time.monotonic() < deadline:
+            time.sleep(0.0005)
+
     def wait_gone(self, timeout_s: float = 2.0) -> None:
         """Return once every killed process has exited (a zombie has), so that none runs on after the
         verdict; give up after `timeout_s` (the kernel finishes what SIGKILL started regardless)."""
@@ -690,6 +701,39 @@ def _reap(proc: subprocess.Popen, timeout: float | None, watch: _CpuWatch | None
     finally:
         if fd is not None:
             os.close(fd)
+
+
+_USERNS_PROBE: dict[str, list[str]] = {}
+
+
+def _no_nested_userns(bwrap: str | None) -> list[str]:
+    """bwrap's arguments that stop the sandbox from creating user namespaces of its own, if this
+    bwrap and kernel allow it (checked once). Without them a native program could `unshare` a pid
+    namespace that the CPU supervisor, which counts the sandbox's own namespace, would not see."""
+    if not bwrap:
+        return []
+    if bwrap not in _USERNS_PROBE:
+        flags = ["--unshare-user", "--disable-userns"]
+        try:
+            ok = (
+                subprocess.run(
+                    [bwrap, "--unshare-all", *flags, "--ro-bind", "/", "/", "true"],
+                    capture_output=True,
+                    timeout=20,
+                ).returncode
+                == 0
+            )
+        except (OSError, subprocess.SubprocessError):
+            ok = False
+        if not ok:
+            warnings.warn(
+                "bubblewrap cannot forbid nested user namespaces here (--disable-userns): native test "
+                "programs (VERIFIER_NATIVE=1) could hide processes from the CPU supervisor",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        _USERNS_PROBE[bwrap] = flags if ok else []
+    return _USERNS_PROBE[bwrap]
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

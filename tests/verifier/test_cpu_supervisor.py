@@ -96,3 +96,13 @@ def test_a_process_left_behind_with_its_output_closed_is_stopped(tmp_path, mode)
     r = sh(mode, tmp_path, f"sh -c 'exec >/dev/null 2>&1; while :; do :; done' {tag} & exit 0")
     assert r.returncode == 0 or r.timed_out
     assert processes_with(tag) == []
+
+
+def test_a_nested_pid_namespace_cannot_hide_from_the_supervisor(tmp_path):
+    # bwrap mode forbids new user namespaces inside the sandbox, so `unshare` fails at once
+    tag = "nested" + secrets.token_hex(6)
+    r = sh("bwrap", tmp_path, f"unshare -Upf sh -c 'while :; do :; done' {tag} || while :; do :; done")
+    assert r.cpu_limited
+    assert r.cpu_s < 0.35
+    assert "unshare failed" in r.stderr
+    assert processes_with(tag) == []
