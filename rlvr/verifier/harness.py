@@ -143,7 +143,10 @@ def read_report(marker_lines: list[str], nonce: str, total: int, start: int) -> 
             ready = True
         elif what.startswith("done") and i == -1:
             done = True
-            cpu_s = float(what[5:]) if len(what) > 5 else None
+            try:
+                cpu_s = float(what[5:]) if len(what) > 5 else None
+            except ValueError:
+                tampered = True
         elif what == "start" and start <= i < total:
             if i in started:
                 tampered = True

@@ -10,7 +10,7 @@ limits (run_timeout_s, test_budget_s). The constants were chosen by measurement 
 limits"): no reference times out with the cores busy, and an infinite loop costs a fraction of a second.
 
 The reference's CPU time (the largest of REFERENCE_RUNS full runs of its test program, in the sandbox) is
-measured once per problem and machine and kept in $OCAMLER_CACHE/time-limits/<machine>.json, keyed by the
+measured once per problem and machine and kept in $OCAMLER_CACHE/time-limits/<context hash>.json, keyed by the
 problem's content (id, prompt, tests, reference): editing a problem measures it again, and a machine of
 another kind (CPU model, OCaml version, sandbox mode) measures everything again.
 """
