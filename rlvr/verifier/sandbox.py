@@ -494,6 +494,7 @@ class Sandbox:
         elif watch.session_mode:
             # rlimit mode has no pid namespace that ends with its first process: whatever the program
             # left running in its session (Sys.command can start a shell there) is stopped now.
+            watch.forget(proc.pid)  # reaped: its pid may already belong to someone else
             watch.kill_all()
             watch.wait_gone()
         else:
@@ -618,6 +619,9 @@ class _CpuWatch:
         for pid in self._pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
+
+    def forget(self, pid: int) -> None:
+        self._pids.discard(pid)
 
     def wait_init_gone(self, timeout_s: float = 2.0) -> None:
         deadline = time.monotonic() + timeout_s

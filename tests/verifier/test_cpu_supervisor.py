@@ -45,22 +45,22 @@ def test_forked_processes_share_one_cpu_limit(tmp_path, mode):
     r = sh(mode, tmp_path, "for i in 1 2 3 4; do (while :; do :; done) & done; wait")
     assert r.cpu_limited
     # four busy children found at most one rescan late each
-    assert 0.3 <= r.cpu_s < 0.3 + 4 * CPU_RESCAN_S + 0.05
-    assert r.duration_s < 2
+    assert 0.3 <= r.cpu_s < 0.3 + 4 * CPU_RESCAN_S + 0.1
+    assert r.duration_s < 5
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_process_that_ignores_every_catchable_signal_is_still_stopped(tmp_path, mode):
     r = sh(mode, tmp_path, "trap '' HUP INT TERM XCPU USR1 USR2; while :; do :; done")
     assert r.cpu_limited
-    assert r.cpu_s < 0.35
+    assert r.cpu_s < 0.45  # limit 0.3 s; the supervisor can be late on a loaded machine
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_sleeping_process_is_stopped_by_the_wall_clock_backstop(tmp_path, mode):
     r = sh(mode, tmp_path, "sleep 30", wall_s=0.5)
     assert (r.timed_out, r.cpu_limited) == (True, False)
-    assert r.duration_s < 2
+    assert r.duration_s < 5
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -78,7 +78,7 @@ def test_a_child_that_outlives_its_parent_is_stopped_too(tmp_path, mode):
     # rlimit: the orphan still holds the output pipes, and its CPU time still counts.
     tag = "orphan" + secrets.token_hex(6)
     r = sh(mode, tmp_path, f"sh -c 'while :; do :; done' {tag} & exit 0")
-    assert r.cpu_s < 0.35
+    assert r.cpu_s < 0.45  # limit 0.3 s; the supervisor can be late on a loaded machine
     assert processes_with(tag) == []
 
 
@@ -86,7 +86,7 @@ def test_a_child_that_outlives_its_parent_is_stopped_too(tmp_path, mode):
 def test_closing_the_output_does_not_escape_the_cpu_limit(tmp_path, mode):
     r = sh(mode, tmp_path, "exec >&- 2>&-; while :; do :; done")
     assert r.cpu_limited
-    assert r.cpu_s < 0.35
+    assert r.cpu_s < 0.45  # limit 0.3 s; the supervisor can be late on a loaded machine
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -103,6 +103,6 @@ def test_a_nested_pid_namespace_cannot_hide_from_the_supervisor(tmp_path):
     tag = "nested" + secrets.token_hex(6)
     r = sh("bwrap", tmp_path, f"unshare -Upf sh -c 'while :; do :; done' {tag} || while :; do :; done")
     assert r.cpu_limited
-    assert r.cpu_s < 0.35
+    assert r.cpu_s < 0.45  # limit 0.3 s; the supervisor can be late on a loaded machine
     assert "unshare failed" in r.stderr
     assert processes_with(tag) == []
