@@ -272,37 +272,10 @@ class Sandbox:
         """Run a bytecode executable with `ocamlrun`, its environment only `env` (and PATH). In bwrap
         mode the program is copied into the sandbox's tmpfs as /tmp/prog and only ocamlrun and its
         shared libraries are visible: no shell, no compiler, no sources."""
-        env = env or {}
         if not self.ocamlrun:
             raise SandboxError("ocamlrun not found: install OCaml (Debian: apt-get install ocaml-nox)")
-        if self.mode == "rlimit":
-            with tempfile.TemporaryDirectory(prefix="ocaml-run-") as d:
-                dest = Path(d) / "prog"
-                shutil.copy(program, dest)
-                return self._launch(
-                    [*self._rlimit_prefix(lim), self.ocamlrun, str(dest)],
-                    lim,
-                    cwd=Path(d),
-                    stdin=stdin,
-                    marker=marker,
-                    env=env,
-                )
-        status_r, status_w = os.pipe()
-        prog_fd = os.open(program, os.O_RDONLY)
-        try:
-            cmd = (
-                self._rlimit_prefix(lim)
-                + self._bwrap_common(lim, status_w)
-                + self._run_binds
-                + [arg for k, v in sorted(env.items()) for arg in ("--setenv", k, v)]
-                + ["--perms", "0755", "--file", str(prog_fd), "/tmp/prog", "--chdir", "/tmp", "--"]
-                + [os.path.realpath(self.ocamlrun), "/tmp/prog"]
-            )
-            return self._launch(
-                cmd, lim, stdin=stdin, marker=marker, status_fds=(status_r, status_w), extra_fds=(prog_fd,)
-            )
-        finally:
-            os.close(prog_fd)
+        ocamlrun = os.path.realpath(self.ocamlrun)
+        return self._run_copied(program, lim, self._run_binds, ocamlrun, stdin, marker, env or {})
 
     def run_native(
         self, program: Path, lim: Limits, stdin: bytes = b"", marker: str | None = None
@@ -314,14 +287,7 @@ class Sandbox:
         size_mb = math.ceil(os.path.getsize(program) / 2**20)
         if lim.file_mb <= size_mb:
             lim = replace(lim, file_mb=size_mb + 1, tmpfs_mb=max(lim.tmpfs_mb, 2 * size_mb + 2))
-        if self.mode == "rlimit":
-            with tempfile.TemporaryDirectory(prefix="ocaml-run-") as d:
-                dest = Path(d) / "prog"
-                shutil.copy(program, dest)
-                return self._launch(
-                    [*self._rlimit_prefix(lim), str(dest)], lim, cwd=Path(d), stdin=stdin, marker=marker
-                )
-        if self._native_binds is None:
+        if self.mode == "bwrap" and self._native_binds is None:
             # Every native program of one compiler loads the same libraries: ask ldd once, and bind
             # those, not the program's own host path.
             binds = _library_binds(os.path.realpath(program))
@@ -332,24 +298,37 @@ class Sandbox:
                 if not (binds[i] == "--ro-bind" and binds[i + 1] == real)
                 for a in binds[i : i + 3]
             ]
+        return self._run_copied(program, lim, self._native_binds or [], None, stdin, marker, {})
+
+    def _run_copied(
+        self,
+        program: Path,
+        lim: Limits,
+        binds: list[str],
+        interpreter: str | None,
+        stdin: bytes,
+        marker: str | None,
+        env: dict[str, str],
+    ) -> RunResult:
+        """Run a copy of `program` (through `interpreter`, if any): in bwrap mode at /tmp/prog in the
+        sandbox's tmpfs, seeing only `binds`; in rlimit mode from a private temporary directory."""
+        head = [interpreter] if interpreter else []
+        if self.mode == "rlimit":
+            with tempfile.TemporaryDirectory(prefix="ocaml-run-") as d:
+                dest = Path(d) / "prog"
+                shutil.copy(program, dest)
+                cmd = [*self._rlimit_prefix(lim), *head, str(dest)]
+                return self._launch(cmd, lim, cwd=Path(d), stdin=stdin, marker=marker, env=env)
         status_r, status_w = os.pipe()
         prog_fd = os.open(program, os.O_RDONLY)
         try:
             cmd = (
                 self._rlimit_prefix(lim)
                 + self._bwrap_common(lim, status_w)
-                + self._native_binds
-                + [
-                    "--perms",
-                    "0755",
-                    "--file",
-                    str(prog_fd),
-                    "/tmp/prog",
-                    "--chdir",
-                    "/tmp",
-                    "--",
-                    "/tmp/prog",
-                ]
+                + binds
+                + [arg for k, v in sorted(env.items()) for arg in ("--setenv", k, v)]
+                + ["--perms", "0755", "--file", str(prog_fd), "/tmp/prog", "--chdir", "/tmp", "--"]
+                + [*head, "/tmp/prog"]
             )
             return self._launch(
                 cmd, lim, stdin=stdin, marker=marker, status_fds=(status_r, status_w), extra_fds=(prog_fd,)
