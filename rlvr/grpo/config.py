@@ -66,6 +66,7 @@ class GRPOTrainConfig:
         bool  # rollouts with W + BA merged (float32 weights only; rlvr.grpo.generation)
     )
     rollout_engine: str  # transformers | llama-server (rlvr.grpo.llama_rollout)
+    shared_prompt_forward: bool  # one prompt pass per group in the update (rlvr.grpo.shared_prompt)
     use_vllm: bool
     vllm_mode: str
     vllm_server_url: str | None
@@ -179,6 +180,8 @@ class GRPOTrainConfig:
             gradient_checkpointing=e.bool("GRPO_GRADIENT_CHECKPOINTING", gpu),
             merge_lora_for_generation=merge,
             rollout_engine=rollout_engine,
+            # exact (checked against TRL's pass once a run); skipped under gradient checkpointing
+            shared_prompt_forward=e.bool("GRPO_SHARED_PROMPT_FORWARD", True),
             use_vllm=use_vllm,
             vllm_mode=e.choice("GRPO_VLLM_MODE", "colocate", ("colocate", "server")),
             vllm_server_url=e.str("GRPO_VLLM_SERVER_URL", None),

@@ -88,14 +88,24 @@ def make_trainer_class(algorithm: str):
     from .callbacks import TimingMixin, ZeroSpreadMixin
     from .generation import MergedGenerationMixin
     from .llama_rollout import LogprobGapMixin
+    from .shared_prompt import SharedPromptForwardMixin
 
     if algorithm == "rloo":
         return type(
-            "TimedRLOOTrainer", (TimingMixin, ZeroSpreadMixin, MergedGenerationMixin, RLOOTrainer), {}
+            "TimedRLOOTrainer",
+            (TimingMixin, ZeroSpreadMixin, MergedGenerationMixin, SharedPromptForwardMixin, RLOOTrainer),
+            {},
         )
     return type(
         "TimedGRPOTrainer",
-        (TimingMixin, ZeroSpreadMixin, MergedGenerationMixin, LogprobGapMixin, GRPOTrainer),
+        (
+            TimingMixin,
+            ZeroSpreadMixin,
+            MergedGenerationMixin,
+            LogprobGapMixin,  # reads the loss's log-probabilities: above the mixin that computes them
+            SharedPromptForwardMixin,
+            GRPOTrainer,
+        ),
         {},
     )
 
@@ -212,6 +222,7 @@ class GRPOJob(TrainingJob):
             self.rollout.prepare(tokenizer)
         note_parent_adapter(trainer.model, model_path)  # saved adapters record the chain
         trainer.merge_lora_for_generation = cfg.merge_lora_for_generation
+        trainer.shared_prompt_forward = cfg.shared_prompt_forward
         return trainer
 
     def after_training(self, cfg: GRPOTrainConfig, trainer, stopped: bool) -> dict[str, Any]:

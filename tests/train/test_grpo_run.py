@@ -50,6 +50,12 @@ def test_a_run_from_a_base_model_hints_at_sft_first(finished_run):
     assert len(hints) == 1 and "is not an SFT result" in hints[0] and "make pipeline" in hints[0]
 
 
+def test_the_update_shares_each_groups_prompt_pass_after_checking_it(finished_run):
+    run, _, proc = finished_run
+    assert "shared prompt forward: agrees with TRL's" in proc.stdout
+    assert json.loads((run / "run.json").read_text())["config"]["shared_prompt_forward"] is True
+
+
 def test_run_json_records_config_versions_and_status(finished_run):
     info = json.loads((finished_run[0] / "run.json").read_text())
     assert info["status"] == "finished"

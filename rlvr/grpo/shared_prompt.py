@@ -1,0 +1,182 @@
+"""A cheaper GRPO update: the completions of a group share one forward pass over their prompt.
+
+GRPO scores every completion of a group against the same prompt. TRL's loss runs the model over
+`prompt + completion` for each of them, so with 8 completions of ~80 tokens after a ~250-token prompt,
+three quarters of the tokens of the update's forward and backward are the same prompt, eight times.
+Here each distinct prompt of a micro-batch goes through the model once; its keys and values are
+repeated for its completions (an index_select, so gradients from every completion flow back into the
+one prompt pass); and the completions then run on top of that cache. On the bundled model this cuts
+the update's tokens about 3x (doc/benchmarks.md, "Speed on CPU").
+
+It is the same computation: the same positions (TRL passes no position ids: positions count from the
+first, padded, column, and the cache continues that count), the same attention mask, the same fused
+log-probability head with TRL's temperature. Rounding differs a little because the matmuls have other
+shapes, and LoRA dropout draws one mask for the shared prompt instead of one per completion (the same
+expectation). The first time it runs in a process it checks itself against TRL's own pass on that
+micro-batch; if the two disagree (an architecture whose positions or masks depend on the batch in a way
+the cache does not carry) it says so once and leaves every later call to TRL.
+
+It applies where it can be exact and useful: a text-only causal LM, no MoE aux loss, no gradient
+checkpointing (which recomputes layers and would write the cache twice), and a micro-batch with
+fewer distinct prompts than rows. Everything else goes to TRL unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+
+import torch
+
+# |shared - TRL| per token log-probability above which the self-check refuses the shared pass; float32
+# rounding differences are ~1e-6, bf16 autocast ones ~1e-2 on a 135M model.
+SELF_CHECK_TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 0.1, torch.float16: 0.1}
+
+
+def distinct_prompts(
+    prompt_ids: torch.Tensor, prompt_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(index of the first row of each distinct prompt, for every row the position of its prompt in
+    that index). Two rows share a prompt when their ids and their mask are equal column by column."""
+    key = torch.cat([prompt_ids, prompt_mask.to(prompt_ids.dtype)], dim=1)
+    _, inverse = torch.unique(key, dim=0, return_inverse=True)
+    # torch.unique sorts; keep the rows' own order (first occurrence) so the pass is deterministic
+    first: dict[int, int] = {}
+    for row, group in enumerate(inverse.tolist()):
+        first.setdefault(group, row)
+    order = sorted(first, key=first.__getitem__)
+    rank = {group: i for i, group in enumerate(order)}
+    representatives = torch.tensor([first[g] for g in order], device=prompt_ids.device)
+    owner = torch.tensor([rank[g] for g in inverse.tolist()], device=prompt_ids.device)
+    return representatives, owner
+
+
+def unwrapped(model):
+    """The transformers model under DDP/accelerate and PEFT wrappers."""
+    model = getattr(model, "module", model)
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def cache_argument(model) -> str:
+    """The name under which this model's forward takes a KV cache: transformers 5.x renamed
+    `past_key_values` to `cache` (the old name warns until 5.40)."""
+    parameters = inspect.signature(type(unwrapped(model)).forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def shared_prompt_logps(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: int, compute_entropy: bool
+) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """Per-token log-probabilities (and entropies) of the last `logits_to_keep` tokens of each row, as
+    TRL's `_get_per_token_logps_and_entropies` computes them for one chunk, with each distinct prompt
+    run once. `model` must carry TRL's fused LM head (`trl.trainer.utils.add_fused_lm_head`, which the
+    GRPO trainer adds). None when sharing saves nothing or cannot apply to this chunk."""
+    from transformers import DynamicCache
+
+    width = input_ids.size(1) - logits_to_keep  # the prompt columns (left-padded)
+    if width < 2:
+        return None
+    representatives, owner = distinct_prompts(input_ids[:, :width], attention_mask[:, :width])
+    if len(representatives) == input_ids.size(0):
+        return None  # every row has its own prompt: nothing to share
+    # The prompt minus its last token goes once per distinct prompt; its last token goes with each
+    # completion, whose first token it predicts.
+    prefix_ids = input_ids[representatives, : width - 1]
+    prefix_mask = attention_mask[representatives, : width - 1]
+    if bool((prefix_mask.sum(dim=1) == 0).any()):
+        return None  # a one-token prompt: nothing before it to share
+    cache = {cache_argument(model): DynamicCache(config=unwrapped(model).config)}
+    model(input_ids=prefix_ids, attention_mask=prefix_mask, use_cache=True, logits_to_keep=1, **cache)
+    next(iter(cache.values())).batch_select_indices(owner)  # one copy of the prompt's keys/values per row
+    suffix = input_ids[:, width - 1 :]
+    labels = suffix.masked_fill(attention_mask[:, width - 1 :] == 0, -100)
+    labels[:, 0] = -100  # the prompt's last token is not scored (the fused head drops it anyway)
+    out = model(input_ids=suffix, attention_mask=attention_mask, labels=labels, fused_lm_head=True, **cache)
+    return out.log_probs, (out.entropy if compute_entropy else None)
+
+
+class SharedPromptForwardMixin:
+    """For TRL's GRPOTrainer: `_get_per_token_logps_and_entropies` (the loss's forward, and the
+    old/reference log-probabilities when TRL needs them) with one prompt pass per distinct prompt,
+    when `shared_prompt_forward` is set (GRPO_SHARED_PROMPT_FORWARD)."""
+
+    shared_prompt_forward: bool = False
+    _shared_prompt_verified: bool = False
+
+    def _shared_prompt_applies(self, model, compute_aux_loss: bool, extra: dict) -> bool:
+        if not self.shared_prompt_forward or compute_aux_loss:
+            return False
+        if any(value is not None for value in extra.values()):  # images, token types: not a plain causal LM
+            return False
+        inner = unwrapped(model)
+        for name in ("is_activation_checkpointing", "is_gradient_checkpointing"):  # transformers 5 renamed it
+            if hasattr(type(inner), name):
+                return not getattr(inner, name)
+        return True
+
+    def _get_per_token_logps_and_entropies(
+        self,
+        model,
+        input_ids,
+        attention_mask,
+        logits_to_keep,
+        batch_size=None,
+        compute_entropy=False,
+        compute_aux_loss=False,
+        **extra,
+    ):
+        def trl(ids, mask, size=None):
+            return super(SharedPromptForwardMixin, self)._get_per_token_logps_and_entropies(
+                model, ids, mask, logits_to_keep, size, compute_entropy, compute_aux_loss, **extra
+            )
+
+        if not self._shared_prompt_applies(model, compute_aux_loss, extra):
+            return trl(input_ids, attention_mask, batch_size)
+        batch_size = batch_size or input_ids.size(0)
+        logps, entropies = [], []
+        for start in range(0, input_ids.size(0), batch_size):  # TRL's chunks, to keep its memory bound
+            ids, mask = input_ids[start : start + batch_size], attention_mask[start : start + batch_size]
+            if not self._shared_prompt_verified:
+                self._self_check(model, ids, mask, logits_to_keep, trl)
+            shared = None
+            if self.shared_prompt_forward:
+                with self.accelerator.autocast():
+                    shared = shared_prompt_logps(model, ids, mask, logits_to_keep, compute_entropy)
+            if shared is None:
+                shared = trl(ids, mask)[:2]
+            logps.append(shared[0])
+            entropies.append(shared[1])
+        return torch.cat(logps, dim=0), (torch.cat(entropies, dim=0) if compute_entropy else None), None
+
+    def _self_check(self, model, ids, mask, logits_to_keep, trl) -> None:
+        """Once a run, on the first micro-batch that can share: both passes without gradients and
+        without dropout, compared token by token. A disagreement turns sharing off for the run."""
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                with self.accelerator.autocast():
+                    shared = shared_prompt_logps(model, ids, mask, logits_to_keep, False)
+                    device = ids.device.type
+                    autocast = torch.is_autocast_enabled(device)
+                    dtype = torch.get_autocast_dtype(device) if autocast else None
+                if shared is None:
+                    return  # nothing to share in this chunk: check on a later one
+                reference = trl(ids, mask)[0]
+        finally:
+            model.train(was_training)
+        self._shared_prompt_verified = True
+        scored = mask[:, -logits_to_keep:].bool()
+        gap = (shared[0].float() - reference.float()).abs()[scored]
+        worst = gap.max().item() if gap.numel() else 0.0
+        tolerance = SELF_CHECK_TOLERANCE.get(dtype or shared[0].dtype, 0.1)
+        if worst <= tolerance:
+            print(f"shared prompt forward: agrees with TRL's (max |delta log p| {worst:.1e})", flush=True)
+            return
+        self.shared_prompt_forward = False
+        print(
+            f"WARNING: the shared prompt forward disagrees with TRL's on this model (max |delta log p| "
+            f"{worst:.3g} > {tolerance:g}): TRL's forward is used for the rest of the run",
+            file=sys.stderr,
+            flush=True,
+        )
