@@ -177,6 +177,10 @@ def _train(job: TrainingJob, cfg: TrainConfig, run: RunDir, model_path: str, tok
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.path / "tb")
     files = job.files_callback(run)
     files.install_signal_handlers()
+    if cfg.compact_lm_head:
+        from .lm_head import compact_lm_head_on_cpu
+
+        compact_lm_head_on_cpu()
     try:
         trainer = job.build_trainer(cfg, run, model_path, tokenizer, files)
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)

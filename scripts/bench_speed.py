@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 # The cpu defaults before issue 17's measurements, and today's (which are the code's own defaults).
-SFT_BEFORE = {"SFT_BF16": "0", "SFT_BATCH_SIZE": "2", "SFT_GRAD_ACCUM": "2"}
+SFT_BEFORE = {"SFT_BF16": "0", "SFT_BATCH_SIZE": "2", "SFT_GRAD_ACCUM": "2", "SFT_COMPACT_LM_HEAD": "0"}
 GRPO_BEFORE = {
     "GRPO_BF16": "0",
     "GRPO_NUM_GENERATIONS": "4",
@@ -40,6 +40,7 @@ GRPO_BEFORE = {
     "GRPO_MAX_COMPLETION_LENGTH": "160",
     "GRPO_MERGE_LORA_FOR_GENERATION": "0",  # TRL's own rollouts, unmerged, as before rlvr.grpo.generation
     "GRPO_SHARED_PROMPT_FORWARD": "0",  # TRL's update, a prompt pass per completion (rlvr.grpo.shared_prompt)
+    "GRPO_COMPACT_LM_HEAD": "0",  # TRL's LM head over every position on CPU (rlvr.lm_head)
 }
 # today's defaults without the shared prompt pass in the update: that lever alone
 GRPO_UNSHARED = {"GRPO_SHARED_PROMPT_FORWARD": "0"}
@@ -86,7 +87,7 @@ def sft_speed(label: str, overrides: dict[str, str], out: Path, env: dict[str, s
     seconds = sum(r["step_time"] for r in rows)
     return {
         "label": label,
-        "settings": {k: info[k] for k in ("batch_size", "grad_accum", "bf16")},
+        "settings": {k: info.get(k) for k in ("batch_size", "grad_accum", "bf16", "compact_lm_head")},
         "steps_timed": len(rows),
         "step_s": seconds / len(rows),
         "examples_per_s": per_step * len(rows) / seconds,
@@ -325,15 +326,20 @@ def main() -> int:
     if only in ("", "sft"):
         result["sft"] = [
             sft_speed("before", SFT_BEFORE, out, env, sft_steps),
+            sft_speed("fullhead", {"SFT_COMPACT_LM_HEAD": "0"}, out, env, sft_steps),
             sft_speed("now", {}, out, env, sft_steps),
         ]
-        b, n = result["sft"]
+        b, f, n = result["sft"]
         print(f"\nSFT ({sft_steps} steps, step 1 left out)      step s   examples/s   losses")
         for r in result["sft"]:
             print(
                 f"  {r['label']:<8} {r['settings']!s:<44} {r['step_s']:6.1f} {r['examples_per_s']:10.3f}   {r['losses']}"
             )
         print(f"  speed-up: {n['examples_per_s'] / b['examples_per_s']:.2f}x examples/s", flush=True)
+        print(
+            f"  LM head on the solution's tokens only: {n['examples_per_s'] / f['examples_per_s']:.2f}x",
+            flush=True,
+        )
     if only in ("", "grpo"):
         from rlvr.export import llama_cpp
 

@@ -41,6 +41,7 @@ class SFTTrainConfig:
     lora: LoraSettings
     bf16: bool
     gradient_checkpointing: bool
+    compact_lm_head: bool  # rlvr.lm_head: on CPU, the LM head scores only the completion's tokens
     report_to: tuple[str, ...]
     data_on_error: str
 
@@ -97,6 +98,7 @@ class SFTTrainConfig:
             lora=lora,
             bf16=bf16,
             gradient_checkpointing=e.bool("SFT_GRADIENT_CHECKPOINTING", gpu),
+            compact_lm_head=e.bool("SFT_COMPACT_LM_HEAD", True),
             report_to=report,
             data_on_error=e.choice("SFT_DATA_ON_ERROR", "raise", ("raise", "skip")),
         )

@@ -67,6 +67,7 @@ class GRPOTrainConfig:
     )
     rollout_engine: str  # transformers | llama-server (rlvr.grpo.llama_rollout)
     shared_prompt_forward: bool  # one prompt pass per group in the update (rlvr.grpo.shared_prompt)
+    compact_lm_head: bool  # rlvr.lm_head: on CPU, the LM head scores only the completion's tokens
     use_vllm: bool
     vllm_mode: str
     vllm_server_url: str | None
@@ -182,6 +183,7 @@ class GRPOTrainConfig:
             rollout_engine=rollout_engine,
             # exact (checked against TRL's pass once a run); skipped under gradient checkpointing
             shared_prompt_forward=e.bool("GRPO_SHARED_PROMPT_FORWARD", True),
+            compact_lm_head=e.bool("GRPO_COMPACT_LM_HEAD", True),
             use_vllm=use_vllm,
             vllm_mode=e.choice("GRPO_VLLM_MODE", "colocate", ("colocate", "server")),
             vllm_server_url=e.str("GRPO_VLLM_SERVER_URL", None),
