@@ -141,12 +141,29 @@ class SharedPromptForwardMixin:
             shared = None
             if self.shared_prompt_forward:
                 with self.accelerator.autocast():
-                    shared = shared_prompt_logps(model, ids, mask, logits_to_keep, compute_entropy)
+                    shared = self._shared_or_none(model, ids, mask, logits_to_keep, compute_entropy)
             if shared is None:
                 shared = trl(ids, mask)[:2]
             logps.append(shared[0])
             entropies.append(shared[1])
         return torch.cat(logps, dim=0), (torch.cat(entropies, dim=0) if compute_entropy else None), None
+
+    def _shared_or_none(self, model, ids, mask, logits_to_keep, compute_entropy):
+        """shared_prompt_logps, or None, with sharing off for the run, where this model cannot run it
+        (a cache layer without batch selection, as in hybrid linear-attention models; a forward without
+        `logits_to_keep` or a cache argument): TRL's forward then, never a failed step."""
+        try:
+            return shared_prompt_logps(model, ids, mask, logits_to_keep, compute_entropy)
+        except (AttributeError, TypeError, ValueError, NotImplementedError, RuntimeError) as error:
+            self.shared_prompt_forward = False
+            self._shared_prompt_verified = True
+            print(
+                f"WARNING: the shared prompt forward cannot run on this model ({type(error).__name__}: "
+                f"{str(error)[:200]}): TRL's forward is used for the rest of the run",
+                file=sys.stderr,
+                flush=True,
+            )
+            return None
 
     def _self_check(self, model, ids, mask, logits_to_keep, trl) -> None:
         """Once a run, on the first micro-batch that can share: both passes without gradients and
@@ -156,12 +173,12 @@ class SharedPromptForwardMixin:
         try:
             with torch.no_grad():
                 with self.accelerator.autocast():
-                    shared = shared_prompt_logps(model, ids, mask, logits_to_keep, False)
+                    shared = self._shared_or_none(model, ids, mask, logits_to_keep, False)
                     device = ids.device.type
                     autocast = torch.is_autocast_enabled(device)
                     dtype = torch.get_autocast_dtype(device) if autocast else None
                 if shared is None:
-                    return  # nothing to share in this chunk: check on a later one
+                    return  # nothing to share in this chunk (or it cannot run: then it is off)
                 reference = trl(ids, mask)[0]
         finally:
             model.train(was_training)

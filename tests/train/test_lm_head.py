@@ -24,7 +24,8 @@ def model(tiny_model):
     base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
     trl_utils.add_fused_lm_head(base, outputs=("log_probs", "entropy", "is_top1"))  # as SFTTrainer does
     peft = get_peft_model(
-        base, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0, task_type="CAUSAL_LM")
+        base,
+        LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0, task_type="CAUSAL_LM"),
     )
     for name, param in peft.named_parameters():
         if "lora_B" in name:

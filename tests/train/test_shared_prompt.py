@@ -95,6 +95,8 @@ def forward_backward(trainer, ids, mask, shared: bool):
 
 def test_log_probs_entropies_and_gradients_equal_trls(trainer):
     ids, mask = micro_batch(trainer.model.config.vocab_size)
+    with torch.no_grad():  # this batch does take the shared path (else the test compares TRL with TRL)
+        assert shared_prompt_logps(trainer.model, ids, mask, COMPLETION, False) is not None
     trl_logps, trl_entropies, trl_grads = forward_backward(trainer, ids, mask, shared=False)
     logps, entropies, grads = forward_backward(trainer, ids, mask, shared=True)
     scored = mask[:, PROMPT:].bool()
@@ -154,11 +156,37 @@ def test_a_failed_self_check_turns_sharing_off_and_returns_trls_result(trainer, 
     assert torch.equal(logps.detach(), trl_logps)
 
 
+def test_a_model_whose_cache_cannot_be_shared_falls_back_to_trl(trainer, capsys):
+    # LFM2 mixes convolution layers into its cache; their state has no batch selection
+    from transformers import AutoModelForCausalLM, Lfm2Config
+    from trl.trainer.utils import add_fused_lm_head
+
+    torch.manual_seed(0)
+    config = Lfm2Config(
+        vocab_size=500, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, layer_types=["conv", "full_attention"], max_position_embeddings=256,
+    )  # fmt: skip
+    hybrid = AutoModelForCausalLM.from_config(config).eval()
+    add_fused_lm_head(hybrid)
+    ids, mask = micro_batch(500)
+    trainer.shared_prompt_forward, trainer._shared_prompt_verified = True, False
+    try:
+        with torch.no_grad():
+            logps, _, _ = trainer._get_per_token_logps_and_entropies(hybrid, ids, mask, COMPLETION)
+            assert trainer.shared_prompt_forward is False  # off for the rest of the run
+            expected, _, _ = trainer._get_per_token_logps_and_entropies(hybrid, ids, mask, COMPLETION)
+    finally:
+        trainer.shared_prompt_forward, trainer._shared_prompt_verified = True, True
+    assert "cannot run on this model" in capsys.readouterr().err
+    assert torch.equal(logps, expected)
+
+
 def trained_adapter(model_dir, tmp_path, shared: bool) -> dict[str, torch.Tensor]:
     trainer = grpo_trainer(model_dir, tmp_path, max_steps=2)
     trainer.shared_prompt_forward = shared
     trainer.train()
-    assert trainer._shared_prompt_verified is shared  # the check ran (and passed) only when sharing
+    assert trainer._shared_prompt_verified is shared  # the check ran only when sharing...
+    assert trainer.shared_prompt_forward is shared  # ...and passed: sharing stayed on
     loss = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_" in n}, loss
 
