@@ -242,6 +242,25 @@ def test_the_eval_backend_is_llama_server_on_cpu_and_transformers_on_cuda():
     assert PipelineConfig.from_env({}, profile="cuda").eval_backend == "transformers"
 
 
+@pytest.mark.parametrize(
+    ("extra", "engine"),
+    [
+        ({}, "llama-server"),  # cpu: llama.cpp evaluates, so it generates the rollouts too
+        ({"PIPELINE_EVAL_BACKEND": "transformers"}, "transformers"),
+        ({"GRPO_ROLLOUT_ENGINE": "transformers"}, "transformers"),  # what the user set wins
+    ],
+)
+def test_on_cpu_the_pipelines_grpo_phase_generates_where_it_evaluates(tmp_path, extra, engine):
+    from rlvr.pipeline import open_pipeline
+
+    env = {"PIPELINE_OUTPUT_DIR": str(tmp_path), "PIPELINE_RUN_NAME": "e", "GRPO_PROFILE": "cpu",
+           "SFT_PROFILE": "cpu", "HF_HUB_OFFLINE": "1", **extra}  # fmt: skip
+    _, state = open_pipeline(PipelineConfig.from_env(env), env)
+    assert state.data["settings"]["grpo"]["rollout_engine"] == engine
+    recorded = json.loads((tmp_path / "e" / "pipeline.json").read_text())
+    assert recorded["settings"]["grpo"]["rollout_engine"] == engine
+
+
 def test_a_pipeline_recorded_before_a_setting_existed_resumes_with_it_from_the_environment(tmp_path):
     from rlvr.pipeline import PipelineState, open_pipeline
 
