@@ -19,7 +19,7 @@ def length_reward(completions, **_kwargs) -> list[float]:
     return [float(len(str(c))) for c in completions]  # differs within a group: a non-zero loss
 
 
-def grpo_trainer(model_dir, tmp_path, max_steps=1, dropout=0.0, bf16=False):
+def grpo_trainer(model_dir, tmp_path, max_steps=1, dropout=0.0, bf16=False, optim="adamw_torch"):
     from peft import LoraConfig
     from transformers import AutoTokenizer
     from trl import GRPOConfig
@@ -34,6 +34,7 @@ def grpo_trainer(model_dir, tmp_path, max_steps=1, dropout=0.0, bf16=False):
         num_generations=4,  # two groups in the micro-batch
         max_completion_length=12,
         learning_rate=1e-2,
+        optim=optim,
         logging_steps=1,
         report_to="none",
         use_cpu=True,
@@ -182,7 +183,9 @@ def test_a_model_whose_cache_cannot_be_shared_falls_back_to_trl(trainer, capsys)
 
 
 def trained_adapter(model_dir, tmp_path, shared: bool) -> dict[str, torch.Tensor]:
-    trainer = grpo_trainer(model_dir, tmp_path, max_steps=2)
+    # SGD: a weight moves by lr x its gradient, so equal gradients give equal weights. Adam divides by
+    # sqrt(v): for a near-zero gradient, float32 rounding alone moves the weight by up to ~lr.
+    trainer = grpo_trainer(model_dir, tmp_path, max_steps=2, optim="sgd")
     trainer.shared_prompt_forward = shared
     trainer.train()
     assert trainer._shared_prompt_verified is shared  # the check ran only when sharing...
@@ -198,4 +201,4 @@ def test_two_training_steps_end_at_the_same_adapter(tiny_model, tmp_path):
     moved = max((w - torch.zeros_like(w)).abs().max().item() for n, w in weights.items() if "lora_B" in n)
     assert moved > 1e-4  # lora_B starts at zero: the steps changed it
     for name, w in trl_weights.items():
-        assert (weights[name] - w).abs().max().item() < 1e-5, name
+        assert (weights[name] - w).abs().max().item() < 1e-7, name  # measured: ~1e-10
