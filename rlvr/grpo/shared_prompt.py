@@ -64,13 +64,50 @@ def cache_argument(model) -> str:
     return "cache" if "cache" in parameters else "past_key_values"
 
 
+# What one more forward call costs, in positions of the model: measured on the bundled model on a
+# 2-core CPU (doc/benchmarks.md, "The update's completions at their own lengths"). Work on a CPU grows
+# with the positions run, so short completions are worth a call of their own; on an accelerator one
+# wide batch is cheaper than several short ones, so there everything goes in one call.
+CALL_COST_POSITIONS = {"cpu": 64}
+
+
+def length_buckets(lengths: list[int], call_cost: float) -> list[list[int]]:
+    """Rows grouped into forward calls, each padded to its longest row: the grouping that minimises
+    `call_cost` per call plus the positions run (rows x (longest + 1)). Contiguous runs of the rows
+    sorted by length are optimal for this cost, so it is a small dynamic programme over them. Rows
+    keep their order inside a bucket; buckets come longest first."""
+    order = sorted(range(len(lengths)), key=lambda row: -lengths[row])
+    best = [0.0] + [float("inf")] * len(order)  # best[j]: the cheapest split of the j longest rows
+    cut = [0] * (len(order) + 1)
+    for j in range(1, len(order) + 1):
+        for i in range(j):  # rows i..j-1 of the sorted order in one call, padded to row i's length
+            cost = best[i] + call_cost + (j - i) * (lengths[order[i]] + 1)
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    buckets, j = [], len(order)
+    while j:
+        buckets.append(sorted(order[cut[j] : j]))
+        j = cut[j]
+    return buckets[::-1]
+
+
 def shared_prompt_logps(
-    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: int, compute_entropy: bool
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    logits_to_keep: int,
+    compute_entropy: bool,
+    call_cost: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     """Per-token log-probabilities (and entropies) of the last `logits_to_keep` tokens of each row, as
     TRL's `_get_per_token_logps_and_entropies` computes them for one chunk, with each distinct prompt
     run once. `model` must carry TRL's fused LM head (`trl.trainer.utils.add_fused_lm_head`, which the
-    GRPO trainer adds). None when sharing saves nothing or cannot apply to this chunk."""
+    GRPO trainer adds). None when sharing saves nothing or cannot apply to this chunk.
+
+    The completions then run on the prompt's cache in `length_buckets`: TRL right-pads every completion
+    to the longest, so one answer at the token cap makes the whole micro-batch as wide as the cap.
+    `call_cost` (positions, see CALL_COST_POSITIONS; None: by device) prices a forward call against
+    padding: 0 runs each completion at its own length, infinity runs them all in one call."""
     from transformers import DynamicCache
 
     width = input_ids.size(1) - logits_to_keep  # the prompt columns (left-padded)
@@ -85,14 +122,44 @@ def shared_prompt_logps(
     prefix_mask = attention_mask[representatives, : width - 1]
     if bool((prefix_mask.sum(dim=1) == 0).any()):
         return None  # a one-token prompt: nothing before it to share
-    cache = {cache_argument(model): DynamicCache(config=unwrapped(model).config)}
-    model(input_ids=prefix_ids, attention_mask=prefix_mask, use_cache=True, logits_to_keep=1, **cache)
-    next(iter(cache.values())).batch_select_indices(owner)  # one copy of the prompt's keys/values per row
-    suffix = input_ids[:, width - 1 :]
-    labels = suffix.masked_fill(attention_mask[:, width - 1 :] == 0, -100)
+    config, cache_name = unwrapped(model).config, cache_argument(model)
+    prefix = DynamicCache(config=config)
+    model(
+        input_ids=prefix_ids,
+        attention_mask=prefix_mask,
+        use_cache=True,
+        logits_to_keep=1,
+        **{cache_name: prefix},
+    )
+    labels = input_ids[:, width - 1 :].masked_fill(attention_mask[:, width - 1 :] == 0, -100)
     labels[:, 0] = -100  # the prompt's last token is not scored (the fused head drops it anyway)
-    out = model(input_ids=suffix, attention_mask=attention_mask, labels=labels, fused_lm_head=True, **cache)
-    return out.log_probs, (out.entropy if compute_entropy else None)
+    # A completion's length: up to its last unmasked token (its EOS), at least one token.
+    columns = torch.arange(1, logits_to_keep + 1, device=input_ids.device)
+    lengths = (attention_mask[:, width:].bool() * columns).amax(dim=1).clamp(min=1).tolist()
+    if call_cost is None:
+        call_cost = CALL_COST_POSITIONS.get(input_ids.device.type, float("inf"))
+    rows, logps, entropies = [], [], []
+    for bucket in length_buckets(lengths, call_cost):
+        index = torch.tensor(bucket, device=input_ids.device)
+        end = width + max(lengths[row] for row in bucket)
+        cache = DynamicCache(config=config)
+        for layer_index, layer in enumerate(prefix.layers):  # the rows' copies: gradients flow back
+            keys, values = (t.index_select(0, owner[index]) for t in (layer.keys, layer.values))
+            cache.update(keys, values, layer_index)
+        out = model(
+            input_ids=input_ids[index, width - 1 : end],
+            attention_mask=attention_mask[index, :end],
+            labels=labels[index, : end - width + 1],
+            fused_lm_head=True,
+            **{cache_name: cache},
+        )
+        pad = (0, width + logits_to_keep - end)  # the columns after the bucket's answers: zero as in TRL
+        rows += bucket
+        logps.append(torch.nn.functional.pad(out.log_probs, pad))
+        if compute_entropy:
+            entropies.append(torch.nn.functional.pad(out.entropy, pad))
+    back = torch.argsort(torch.tensor(rows, device=input_ids.device))  # the buckets' rows, in batch order
+    return torch.cat(logps)[back], (torch.cat(entropies)[back] if compute_entropy else None)
 
 
 class SharedPromptForwardMixin:
@@ -101,6 +168,7 @@ class SharedPromptForwardMixin:
     when `shared_prompt_forward` is set (GRPO_SHARED_PROMPT_FORWARD)."""
 
     shared_prompt_forward: bool = False
+    shared_prompt_call_cost: float | None = None  # None: by device (CALL_COST_POSITIONS)
     _shared_prompt_verified: bool = False
 
     def _shared_prompt_applies(self, model, compute_aux_loss: bool, extra: dict) -> bool:
@@ -153,7 +221,9 @@ class SharedPromptForwardMixin:
         (a cache layer without batch selection, as in hybrid linear-attention models; a forward without
         `logits_to_keep` or a cache argument): TRL's forward then, never a failed step."""
         try:
-            return shared_prompt_logps(model, ids, mask, logits_to_keep, compute_entropy)
+            return shared_prompt_logps(
+                model, ids, mask, logits_to_keep, compute_entropy, self.shared_prompt_call_cost
+            )
         except (AttributeError, TypeError, ValueError, NotImplementedError, RuntimeError) as error:
             self.shared_prompt_forward = False
             self._shared_prompt_verified = True

@@ -9,7 +9,7 @@ import torch
 from datasets import Dataset
 
 from rlvr.grpo import shared_prompt
-from rlvr.grpo.shared_prompt import distinct_prompts, shared_prompt_logps
+from rlvr.grpo.shared_prompt import distinct_prompts, length_buckets, shared_prompt_logps
 from rlvr.grpo.trainer import make_trainer_class
 
 PROMPT, COMPLETION = 40, 24
@@ -75,14 +75,18 @@ def micro_batch(vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
     rows = [0, 0, 1, 0, 1, 0, 1, 0]
     ids = torch.cat([prompts[rows], torch.randint(3, vocab, (8, COMPLETION))], dim=1)
     mask = torch.cat([prompt_mask[rows], torch.ones(8, COMPLETION, dtype=torch.long)], dim=1)
-    for row, length in enumerate([24, 10, 3, 24, 1, 17, 24, 5]):
+    for row, length in enumerate(LENGTHS):
         mask[row, PROMPT + length :] = 0
     return ids, mask
 
 
-def forward_backward(trainer, ids, mask, shared: bool):
+LENGTHS = [24, 10, 3, 24, 1, 17, 24, 5]  # micro_batch's completions
+
+
+def forward_backward(trainer, ids, mask, shared: bool, call_cost: float | None = None):
     model = trainer.model
     trainer.shared_prompt_forward, trainer._shared_prompt_verified = shared, True
+    trainer.shared_prompt_call_cost = call_cost
     model.train()
     model.zero_grad()
     logps, entropies, _ = trainer._get_per_token_logps_and_entropies(
@@ -94,12 +98,14 @@ def forward_backward(trainer, ids, mask, shared: bool):
     return logps.detach(), entropies.detach(), grads
 
 
-def test_log_probs_entropies_and_gradients_equal_trls(trainer):
+# each completion at its own length, the CPU's buckets, and all in one call (an accelerator's layout)
+@pytest.mark.parametrize("call_cost", [0.0, 64.0, float("inf")], ids=["rows", "buckets", "one-call"])
+def test_log_probs_entropies_and_gradients_equal_trls(trainer, call_cost):
     ids, mask = micro_batch(trainer.model.config.vocab_size)
     with torch.no_grad():  # this batch does take the shared path (else the test compares TRL with TRL)
-        assert shared_prompt_logps(trainer.model, ids, mask, COMPLETION, False) is not None
+        assert shared_prompt_logps(trainer.model, ids, mask, COMPLETION, False, call_cost) is not None
     trl_logps, trl_entropies, trl_grads = forward_backward(trainer, ids, mask, shared=False)
-    logps, entropies, grads = forward_backward(trainer, ids, mask, shared=True)
+    logps, entropies, grads = forward_backward(trainer, ids, mask, shared=True, call_cost=call_cost)
     scored = mask[:, PROMPT:].bool()
     assert (logps - trl_logps).abs()[scored].max().item() < 1e-5
     assert (entropies - trl_entropies).abs()[scored].max().item() < 1e-5
@@ -116,6 +122,39 @@ def test_under_bf16_autocast_the_log_probs_agree_within_bf16_rounding(tiny_model
     logps, _, _ = forward_backward(trainer, ids, mask, shared=True)
     gap = (logps - trl_logps).abs()[mask[:, PROMPT:].bool()].max().item()
     assert gap < shared_prompt.SELF_CHECK_TOLERANCE[torch.bfloat16] / 2
+
+
+def test_length_buckets_price_a_call_against_the_padding_it_saves():
+    lengths = [256, 81, 64, 120, 45, 90, 70, 100]
+    assert length_buckets(lengths, 0) == [[0], [3], [7], [5], [1], [6], [2], [4]]  # longest first
+    # 64 + 257, 64 + 3 x 121, 64 + 4 x 91 = 1 176 positions, against 1 232 for two calls, 2 120 for one
+    assert length_buckets(lengths, 64) == [[0], [3, 5, 7], [1, 2, 4, 6]]
+    assert length_buckets(lengths, 200) == [[0], [1, 2, 3, 4, 5, 6, 7]]
+    assert length_buckets(lengths, float("inf")) == [list(range(8))]
+    assert length_buckets([5, 5, 5], 0) == [[0, 1, 2]]  # nothing to save: one call
+    assert length_buckets([], 64) == []
+
+
+def test_each_completion_runs_at_its_own_length_on_the_shared_prompt(trainer):
+    """The positions the model runs: TRL's pass 8 x (prompt + longest completion); the shared pass with
+    one call per completion, each distinct prompt once and each completion at its own length."""
+    ids, mask = micro_batch(trainer.model.config.vocab_size)
+    seen = []
+    embed = trainer.model.get_input_embeddings()
+    hook = embed.register_forward_hook(lambda _m, args, _out: seen.append(args[0].numel()))
+    try:
+        with torch.no_grad():
+            shared_prompt_logps(trainer.model, ids, mask, COMPLETION, False, call_cost=0.0)
+            rows = sum(seen)
+            seen.clear()
+            shared_prompt_logps(trainer.model, ids, mask, COMPLETION, False, call_cost=float("inf"))
+            one_call = sum(seen)
+    finally:
+        hook.remove()
+    # two distinct prompts of PROMPT - 1 tokens, then each completion with the prompt's last token
+    assert rows == 2 * (PROMPT - 1) + sum(length + 1 for length in LENGTHS)
+    assert one_call == 2 * (PROMPT - 1) + 8 * (max(LENGTHS) + 1)
+    assert rows < one_call < 8 * (PROMPT + COMPLETION)
 
 
 def test_rows_share_a_prompt_only_when_ids_and_mask_both_match():
