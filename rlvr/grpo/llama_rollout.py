@@ -6,9 +6,13 @@ at a time; llama.cpp generates the same 135M model several times faster on the s
 
 How, once per optimizer step (the first rollout after the weights changed):
 1. the policy's weights (each LoRA layer's W + BA computed out of place, the trainer's weights
-   untouched) are saved as a Hugging Face directory in a work directory, in /dev/shm when it exists;
-2. llama.cpp's converter turns that into a GGUF file, in this process (rlvr.export.gguf.write_gguf);
-3. llama-server is restarted on the new file (a 135M model loads in about a second).
+   untouched) are taken from the model;
+2. at the first step they are saved as a Hugging Face directory in a work directory (in /dev/shm when
+   it exists) and llama.cpp's converter turns that into a GGUF file, in this process
+   (rlvr.export.gguf.write_gguf); at every later step only the file's tensors are rewritten in place,
+   through the same converter (rlvr.export.gguf.TensorRefresh: the same bytes as a new conversion,
+   without the vocabulary and metadata, which are two thirds of its time);
+3. llama-server is restarted on the file (a 135M model loads in about a second).
 Then every completion of the batch is one /completion request, all in parallel (one llama-server
 slot each, continuous batching). The prompts are tokenized by TRL's own code and sent as token ids,
 so the prompt ids are exactly those TRL would have generated from. Sampling follows transformers'
@@ -38,7 +42,7 @@ from typing import Any
 
 import torch
 
-from ..export.gguf import write_gguf
+from ..export.gguf import TensorRefresh, write_gguf
 from ..export.llama_server import LlamaServer, LlamaServerError, work_dir
 from .generation import lora_model
 
@@ -120,13 +124,29 @@ class LlamaServerRollout:
         self.synced_step: int | None = None
         self.gguf = self.work_dir / f"policy-{gguf_type}.gguf"
         self.last_sync_s = 0.0
+        self.refresh: TensorRefresh | None = None  # set after the first full conversion
+        self.refresh_works = True  # False after a refresh failed: every sync converts in full
 
     def sync(self, model, step: int) -> None:
-        """Serve `model`'s current weights: save, convert, restart (the whole of it is timed)."""
+        """Serve `model`'s current weights: write them into the GGUF, restart (all of it timed)."""
         start = time.monotonic()
-        hf_dir = self.work_dir / "policy"
-        save_policy(model, hf_dir)
-        self.gguf = write_gguf(hf_dir, self.work_dir / f"policy-{self.gguf_type}.gguf", self.gguf_type)
+        self.server.stop()  # before its weights file is rewritten under it
+        if self.refresh is not None:
+            try:
+                self.refresh(policy_state_dict(model))
+            except Exception as error:  # another converter, a model it cannot map: convert in full
+                print(
+                    f"warning: the in-place GGUF refresh failed ({type(error).__name__}: {str(error)[:200]}); "
+                    "every weight sync converts the whole model from now on",
+                    flush=True,
+                )
+                self.refresh, self.refresh_works = None, False
+        if self.refresh is None:
+            hf_dir = self.work_dir / "policy"
+            save_policy(model, hf_dir)
+            self.gguf = write_gguf(hf_dir, self.work_dir / f"policy-{self.gguf_type}.gguf", self.gguf_type)
+            if self.refresh_works:  # reads the file's tensor layout once (its metadata: seconds)
+                self.refresh = TensorRefresh(self.gguf, hf_dir, self.gguf_type)
         self.server.start(self.gguf)
         self.synced_step = step
         self.last_sync_s = time.monotonic() - start

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 from pathlib import Path
 
@@ -81,6 +82,57 @@ def test_the_served_gguf_is_the_merged_policy(built, trained_lora, tiny_model, t
     assert server.process is None
 
 
+def test_an_in_place_refresh_writes_the_bytes_of_a_new_conversion(built, trained_lora, tiny_model, tmp_path):  # noqa: F811
+    """After a step, the weight sync rewrites only the tensors of the GGUF it converted at the first
+    step (rlvr.export.gguf.TensorRefresh): the file must be, byte for byte, what a full conversion of
+    the new weights writes, metadata included."""
+    from transformers import AutoTokenizer
+
+    from rlvr.export.gguf import TensorRefresh, write_gguf
+    from rlvr.grpo.llama_rollout import policy_state_dict
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    first, fresh = tmp_path / "a" / "policy", tmp_path / "b" / "policy"  # the same name: general.name
+    for directory in (first, fresh):
+        tokenizer.save_pretrained(directory)
+    save_policy(trained_lora, first)
+    served = write_gguf(first, tmp_path / "served.gguf", "f16")
+    before = served.read_bytes()
+    refresh = TensorRefresh(served, first)
+    with torch.no_grad():  # a training step
+        for name, param in trained_lora.named_parameters():
+            if "lora_B" in name:
+                param.add_(0.1)
+    refresh(policy_state_dict(trained_lora))
+    save_policy(trained_lora, fresh)
+    expected = write_gguf(fresh, tmp_path / "expected.gguf", "f16").read_bytes()
+    assert served.read_bytes() == expected
+    assert before != expected  # the new weights did change the file
+
+
+def test_a_refresh_that_does_not_fit_the_file_writes_nothing(built, trained_lora, tiny_model, tmp_path):  # noqa: F811
+    """Weights of another shape (or a missing tensor) are refused with ExportError before any byte
+    of the served file is touched; the rollout then converts in full."""
+    from transformers import AutoTokenizer
+
+    from rlvr.export.gguf import ExportError, TensorRefresh, write_gguf
+    from rlvr.grpo.llama_rollout import policy_state_dict
+
+    policy_dir = tmp_path / "policy"
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(policy_dir)
+    save_policy(trained_lora, policy_dir)
+    served = write_gguf(policy_dir, tmp_path / "served.gguf", "f16")
+    before = served.read_bytes()
+    refresh = TensorRefresh(served, policy_dir)
+    state = policy_state_dict(trained_lora)
+    name = next(n for n in state if n.endswith("mlp.up_proj.weight"))
+    with pytest.raises(ExportError, match=r"tensor blk\.\d+\.ffn_up\.weight is float16"):
+        refresh({**state, name: torch.zeros(state[name].shape[0] + 1, state[name].shape[1])})
+    with pytest.raises(ExportError, match=f"lack {re.escape(name)}"):
+        refresh({n: t for n, t in state.items() if n != name})
+    assert served.read_bytes() == before
+
+
 def test_a_grpo_run_generates_every_step_from_llama_server(built, tiny_model, problems_file, tmp_path):  # noqa: F811
     """Two real GRPO steps with GRPO_ROLLOUT_ENGINE=llama-server: the server is restarted on the new
     weights each step, the completions are scored and logged, the sampling gap is small, and neither the
@@ -91,6 +143,7 @@ def test_a_grpo_run_generates_every_step_from_llama_server(built, tiny_model, pr
     )  # fmt: skip
     proc = run_module("rlvr.train", env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "refresh failed" not in proc.stdout + proc.stderr  # step 2's sync rewrote the tensors in place
     run_dir = tmp_path / "run"
     steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
     steps = [s for s in steps if "loss" in s]
