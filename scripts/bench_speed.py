@@ -12,9 +12,10 @@ Step 1 of each run is left out (warm-up). Prints a table; writes bench-speed-<ti
 Settings (environment): BENCH_OUT (default bench_runs), BENCH_SPEED_SFT_STEPS (default 6),
 BENCH_SPEED_GRPO_STEPS (default 4), BENCH_SPEED_MODEL (the model GRPO starts from and eval evaluates,
 default bundled; an SFT adapter gives completion lengths like the pipeline's), BENCH_SPEED_ONLY (sft |
-grpo | eval | generate | lora | llama: one part; `eval` times eval.run with the transformers and the
+grpo | eval | generate | lora | update | llama: one part; `eval` times eval.run with the transformers and the
 llama-server backends; `generate` times HF generate at batch 4/8/16 in float32 and bfloat16, and
-`lora` a LoRA model unmerged, merged, and merged under bf16 autocast).
+`lora` a LoRA model unmerged, merged, and merged under bf16 autocast; `update` the GRPO update alone,
+TRL's forward against the shared prompt pass in its layouts).
 """
 
 from __future__ import annotations
@@ -265,6 +266,79 @@ def lora_generate_speed(batch: int = 8, new_tokens: int = 128) -> list[dict]:
     return out
 
 
+def update_speed(repeats: int = 3, cap: int = 256) -> list[dict]:
+    """The GRPO update alone: forward and backward of one group's log-probabilities (8 completions of
+    one prompt, as the loss computes them) through a real GRPOTrainer on the bundled model with a LoRA
+    r 16 on every linear layer, with TRL's forward, and with the shared prompt pass in one call, in the
+    CPU's length buckets, and one call per completion. The prompt is a bundled train problem's; the
+    completions are the reference answers of the next 8, the last repeated to `cap` tokens: a sampled
+    group of an SFT model has answers that stop and, often, one that loops to the cap. The best of `repeats` (after a warm-up) is reported: the machine is shared."""
+    import tempfile
+
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import GRPOConfig
+
+    from rlvr.data import load_problems
+    from rlvr.grpo.shared_prompt import CALL_COST_POSITIONS
+    from rlvr.grpo.trainer import make_trainer_class
+    from rlvr.lm_head import compact_lm_head_on_cpu
+    from rlvr.models import load_tokenizer, resolve_model
+    from rlvr.prompts import build_messages, reference_answer, render
+    from rlvr.training import checkpointing_arg
+
+    compact_lm_head_on_cpu()  # as rlvr.train does on CPU
+    path = resolve_model("bundled")
+    tokenizer = load_tokenizer(path)
+    problems = load_problems("bundled", split="train")[0][:9]
+    args = GRPOConfig(
+        **{checkpointing_arg(): False}, output_dir=tempfile.mkdtemp(), per_device_train_batch_size=8,
+        num_generations=8, max_completion_length=cap, report_to="none", use_cpu=True, save_strategy="no",
+        bf16=False, model_init_kwargs={"dtype": torch.float32},  # the cpu profile's weights (TRL: bf16)
+    )  # fmt: skip
+    trainer = make_trainer_class("grpo")(
+        model=path, reward_funcs=[lambda completions, **_: [0.0] * len(completions)], args=args,
+        train_dataset=Dataset.from_list([{"prompt": "x"}] * 8), processing_class=tokenizer,
+        peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    for name, param in trainer.model.named_parameters():  # a trained-looking adapter
+        if "lora_B" in name:
+            param.data.normal_(0, 0.01)
+    prompt = tokenizer(render(tokenizer, build_messages(problems[0])))["input_ids"]
+    answers = [tokenizer(reference_answer(p))["input_ids"] + [tokenizer.eos_token_id] for p in problems[1:]]
+    answers[-1] = (answers[-1][:-1] * cap)[:cap]  # one answer loops to the cap, as sampled groups have
+    width = max(map(len, answers))
+    ids = torch.tensor([prompt + a + [tokenizer.pad_token_id] * (width - len(a)) for a in answers])
+    mask = torch.tensor([[1] * (len(prompt) + len(a)) + [0] * (width - len(a)) for a in answers])
+    scored = mask[:, len(prompt) :]
+
+    def once(shared: bool, call_cost: float | None) -> float:
+        trainer.shared_prompt_forward, trainer._shared_prompt_verified = shared, True
+        trainer.shared_prompt_call_cost = call_cost
+        trainer.model.train()
+        trainer.model.zero_grad()
+        start = time.monotonic()
+        logps, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, width)
+        (-(logps * scored).sum()).backward()
+        return time.monotonic() - start
+
+    modes = (
+        ("TRL's forward", False, None),
+        ("shared, one call", True, float("inf")),
+        ("shared, length buckets", True, float(CALL_COST_POSITIONS["cpu"])),
+        ("shared, a call a row", True, 0.0),
+    )
+    once(True, 0.0)  # warm-up
+    out = []
+    for label, shared, call_cost in modes:
+        seconds = min(once(shared, call_cost) for _ in range(repeats))
+        out.append({"mode": label, "seconds": seconds, "prompt_tokens": len(prompt),
+                    "completion_tokens": [len(a) for a in answers]})  # fmt: skip
+    return out
+
+
 def llama_speed(env: dict[str, str], parallel: int = 8, max_tokens: int = 256) -> dict | None:
     """The bundled GGUF through llama-server: `parallel` concurrent chat requests of `max_tokens`."""
     from concurrent.futures import ThreadPoolExecutor
@@ -393,6 +467,15 @@ def main() -> int:
         print("\nHF generate with a LoRA adapter (r 16, all linear), batch 8, 128 new tokens a sequence")
         for r in result["lora_generate"]:
             print(f"  {r['mode']:<22}: {r['seconds']:5.1f} s, {r['tokens_per_s']:6.1f} tokens/s")
+    if only in ("", "update"):
+        result["update"] = update_speed()
+        first = result["update"][0]
+        print(
+            f"\nGRPO update alone, one group: a {first['prompt_tokens']}-token prompt, completions of "
+            f"{first['completion_tokens']} tokens (forward + backward, best of 3)"
+        )
+        for r in result["update"]:
+            print(f"  {r['mode']:<24}: {r['seconds']:5.1f} s ({first['seconds'] / r['seconds']:.2f}x TRL's)")
     if only in ("", "llama"):
         ref = llama_speed(env)
         result["llama_server"] = ref
