@@ -7,7 +7,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: help setup test test-fast lint score validate-data rlvr-train pipeline sft-train stop status tensorboard dashboard \
-  eval eval-compare serve-model merge-adapter export-gguf llama-cpp llama-server vllm-server \
+  eval eval-compare serve-model merge-adapter export-gguf llama-cpp llama-server vllm-server reward-server \
   bench-dashboard bench-reward bench-speed bench-train shell shell-cuda clean
 
 help: ## list the targets
@@ -99,6 +99,11 @@ llama-server: ## serve a GGUF (OpenAI API on 127.0.0.1:8081, LLAMA_SERVER_PORT):
 vllm-server: ## serve with vLLM (GPU; OpenAI API on 127.0.0.1:8000, VLLM_PORT): make vllm-server model=<id|dir>
 	@scripts/bootstrap.sh core
 	scripts/vllm_server.sh "$(or $(model),$${BASE_MODEL_ID:-})"
+
+reward-server: ## the verifier over HTTP (127.0.0.1:8090; OpenRLHF's remote reward at /openrlhf): make reward-server [port=8090] [host=127.0.0.1] [problems=bundled,<file>,<hub id>]
+	@scripts/bootstrap.sh core
+	REWARD_SERVER_PORT="$(or $(port),$${REWARD_SERVER_PORT:-})" REWARD_SERVER_HOST="$(or $(host),$${REWARD_SERVER_HOST:-})" \
+	  REWARD_SERVER_PROBLEMS="$(or $(problems),$${REWARD_SERVER_PROBLEMS:-})" $(PY) -m rlvr.service
 
 dashboard: ## the live dashboard on 127.0.0.1:8080, DASHBOARD_PORT (GRPO, completions, SFT, compare)
 	@scripts/bootstrap.sh core

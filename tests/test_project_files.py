@@ -58,6 +58,10 @@ def recorded_defaults(monkeypatch) -> dict[str, object]:
     from eval.config import EvalConfig
 
     EvalConfig.from_sources({})
+    from rlvr.service.config import RemoteConfig, ServerConfig
+
+    ServerConfig.from_env({})
+    RemoteConfig.from_env({})
     settings.dashboard_address({})
     settings.tensorboard_port({})
     return seen

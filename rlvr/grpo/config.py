@@ -22,6 +22,7 @@ from ..config import (
 )
 from ..envconf import ConfigError, Env
 from ..settings import base_model, default_run_name, run_root
+from ..service.config import RemoteConfig
 from ..verifier import VerifierConfig
 from .curriculum import check_spec
 from .rewards import SCORERS, RewardSettings
@@ -79,9 +80,14 @@ class GRPOTrainConfig:
     curriculum: str  # rlvr.grpo.curriculum: shuffle | easy_first | results:<eval run>
     data_on_error: str
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
+    # VERIFIER_URL: score on reward servers (make reward-server) instead of in this process
+    remote_verifier: RemoteConfig = field(default_factory=RemoteConfig)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["remote_verifier"]["token"]:
+            d["remote_verifier"]["token"] = "(set)"  # run.json is shared; the secret is not
+        return d
 
     @staticmethod
     def from_env(
@@ -195,4 +201,5 @@ class GRPOTrainConfig:
             curriculum=check_spec(e.str("GRPO_CURRICULUM", "shuffle") or "shuffle"),
             data_on_error=e.choice("GRPO_DATA_ON_ERROR", "raise", ("raise", "skip")),
             verifier=verifier,
+            remote_verifier=RemoteConfig.from_env(e.env),
         )

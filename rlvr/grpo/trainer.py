@@ -174,9 +174,9 @@ class GRPOJob(TrainingJob):
         self.dataset, self.problems, dropped = build_dataset(cfg, tokenizer)
         if not is_fine_tuned(model_path):
             print(SFT_HINT.format(model=cfg.model), flush=True)
-        from ..verifier import Verifier
+        from ..service.client import open_verifier
 
-        self.verifier = Verifier(cfg.verifier)
+        self.verifier = open_verifier(cfg.verifier, cfg.remote_verifier)
         # Time the reference solutions now (once per machine; cached), not in the middle of a step.
         start = time.monotonic()
         limits = self.verifier.calibrate(self.problems)
