@@ -11,9 +11,8 @@ from rlvr.envconf import ConfigError
 from rlvr.grpo.rewards import RewardContext
 from rlvr.service.client import RemoteVerifier, open_verifier
 from rlvr.service.config import RemoteConfig
+from rlvr.service.process import free_port
 from rlvr.verifier import Verifier, VerifierConfig
-
-from .conftest import free_port
 
 RIGHT = "let sum_list xs = List.fold_left ( + ) 0 xs"
 WRONG = "let sum_list xs = List.length xs"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ..service.conftest import server_process
+from rlvr.service.process import server_process
+
 from .conftest import PROBLEMS, run_module, train_env
 
 
