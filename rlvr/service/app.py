@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-import re
 import threading
 import time
 from collections import deque
@@ -27,16 +26,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..completions import apply_stop_tokens
 from ..data import DataError
 from ..problems import Problem
 from ..verifier import Outcome, Verifier
-from ..verifier.scoring import TYPE_CHECK_MAX
 from .config import ServerConfig
+from .openrlhf import ProtocolError, items_of, reply
 from .wire import problem_from_wire
-
-# Special tokens that end a decoded OpenRLHF query (the response is the text before them).
-TRAILING_SPECIAL = re.compile(r"(?:\s*(?:<\|[A-Za-z_]+\|>|</s>|<eos>|<end_of_turn>))+\s*$")
 
 
 class Item(BaseModel):
@@ -136,20 +131,6 @@ class Throughput:
                 "completions_per_s": round(self.total / up, 3) if up else 0.0,
                 "completions_per_s_last_minute": round(recent / min(self.window_s, up), 3) if up else 0.0,
             }
-
-
-def openrlhf_response(query: str, prompt: str | None) -> str:
-    """The response part of an OpenRLHF query (prompt + response, decoded with its special tokens)."""
-    text = query
-    if prompt:
-        if query.startswith(prompt):
-            text = query[len(prompt) :]
-        else:
-            at = query.find(prompt.strip())
-            if at < 0:
-                raise ValueError("the query does not contain its prompt")
-            text = query[at + len(prompt.strip()) :]
-    return TRAILING_SPECIAL.sub("", text)
 
 
 def create_app(config: ServerConfig, verifier: Verifier, problems: Sequence[Problem]) -> FastAPI:
@@ -281,43 +262,12 @@ def create_app(config: ServerConfig, verifier: Verifier, problems: Sequence[Prob
 
     @app.post("/openrlhf")
     def openrlhf(req: OpenRLHFRequest) -> dict[str, Any]:
-        n = len(req.query)
-        check_size(n)
-        for name, values in (("prompts", req.prompts), ("labels", req.labels)):
-            if values is not None and len(values) != n:
-                raise HTTPException(422, f"{len(values)} {name} for {n} queries: expected one each")
-        if not req.labels:
-            raise HTTPException(
-                422, "labels are missing: OpenRLHF must send the problem id of each query (--label_key)"
-            )
-        items, ids = [], []
-        for i, query in enumerate(req.query):
-            pid = req.labels[i]
-            problem = known.get(pid or "")
-            if problem is None:
-                raise HTTPException(422, f"labels[{i}]: unknown problem id {pid!r}")
-            try:
-                response = openrlhf_response(query, req.prompts[i] if req.prompts else None)
-            except ValueError as e:
-                raise HTTPException(422, f"query[{i}]: {e}") from None
-            check_completion(i, response)
-            items.append((problem, apply_stop_tokens(problem, response)))
-            ids.append(problem.id)
-        outcomes = score(items, ids)
-        # OpenRLHF has no way to mask a sample: an infrastructure failure scores 0 and is flagged.
-        rewards = [o.total_reward if o.total_reward is not None else 0.0 for o in outcomes]
-        return {
-            "rewards": rewards,
-            "scores": rewards,  # in [0, 1]: what OpenRLHF's dynamic filtering reads
-            "extra_logs": {
-                "pass": [float(o.stage == "pass") for o in outcomes],
-                "type_checked": [float(o.type_check == TYPE_CHECK_MAX) for o in outcomes],
-                "tests_fraction": [
-                    o.tests_passed / o.tests_total if o.tests_total else 0.0 for o in outcomes
-                ],
-                "infra_error": [float(o.stage == "infra_error") for o in outcomes],
-            },
-        }
+        check_size(len(req.query))
+        try:
+            items = items_of(known, req.query, req.prompts, req.labels, config.max_completion_chars)
+        except ProtocolError as e:
+            raise HTTPException(422, str(e)) from None
+        return reply(score(items, [p.id for p, _ in items]))
 
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
     return app
