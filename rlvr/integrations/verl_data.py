@@ -7,6 +7,7 @@ One row per problem, in the layout verl's RLHFDataset reads:
   ability       "coding.ocaml"
   reward_model  {"style": "rule", "ground_truth": <the problem as JSON: prompt, tests, reference>}
   extra_info    {"index", "problem_id", "split", "difficulty"}
+  problem_id    the id again, as a column of its own: OpenRLHF's `--label_key problem_id` on the same file
 MultiPL-E files are for evaluation only (their licence): they convert for `--split eval`, never train.
 """
 
@@ -31,6 +32,7 @@ def verl_row(problem: Problem, index: int) -> dict[str, Any]:
         "data_source": DATA_SOURCE,
         "prompt": build_messages(problem),
         "ability": "coding.ocaml",
+        "problem_id": problem.id,  # OpenRLHF's --label_key (it reads the same file)
         "reward_model": {"style": "rule", "ground_truth": json.dumps(problem_to_wire(problem))},
         "extra_info": {
             "index": index,

@@ -29,6 +29,7 @@ def test_each_row_carries_the_whole_problem_and_its_chat(tmp_path):
     assert len(rows) == len(problems) and proc.stdout.startswith(f"{out}: {len(problems)} problems (eval)")
     first = rows[0]
     assert first["data_source"] == "ocamler-grpo" and first["ability"] == "coding.ocaml"
+    assert first["problem_id"] == problems[0].id
     assert first["prompt"] == build_messages(problems[0])
     assert first["extra_info"]["problem_id"] == problems[0].id and first["extra_info"]["index"] == 0
     p = problem_from_wire(json.loads(first["reward_model"]["ground_truth"]), "row 0")
