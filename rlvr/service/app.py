@@ -140,6 +140,8 @@ def create_app(config: ServerConfig, verifier: Verifier, problems: Sequence[Prob
     pending = {"n": 0}
     pending_lock = threading.Lock()
     app = FastAPI(title="ocamler-grpo reward server", version="1")
+    # added before the token check, so that the token is checked first (the last added runs outermost)
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
 
     @app.middleware("http")
     async def require_token(request: Request, call_next):
@@ -269,5 +271,4 @@ def create_app(config: ServerConfig, verifier: Verifier, problems: Sequence[Prob
             raise HTTPException(422, str(e)) from None
         return reply(score(items, [p.id for p, _ in items]))
 
-    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
     return app

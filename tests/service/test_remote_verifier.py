@@ -87,8 +87,10 @@ def test_a_bad_url_is_refused_by_the_config():
 
 def test_calibrate_times_the_references_on_the_host(serve, sum_problem):
     solved = dataclasses.replace(sum_problem, solution=RIGHT)
+    other = dataclasses.replace(solved, id="sum_again")
     with serve([]) as url, RemoteVerifier(RemoteConfig(urls=(url,))) as remote:
-        limits = remote.calibrate([solved])
+        limits = remote.calibrate([solved, other], chunk=1)  # one request a problem
+    assert sorted(limits) == ["sum_again", "sum_list"]
     assert limits["sum_list"].reference_cpu_s is not None
     assert 0 < limits["sum_list"].run_cpu_s <= VerifierConfig().run_timeout_s
 

@@ -198,3 +198,9 @@ def test_openrlhf_needs_a_label_per_query(server):
     assert r.status_code == 422 and "labels are missing" in r.json()["detail"]
     r = post(server, "/openrlhf", {"query": ["abc"], "prompts": ["zzz"], "labels": ["sum_list"]})
     assert r.status_code == 422 and "query[0]: the query does not contain its prompt" in r.json()["detail"]
+
+
+def test_the_token_is_checked_before_the_body_is_read(serve, sum_problem):
+    with serve([sum_problem], token="s3cret", max_body_bytes=4096) as url:
+        r = httpx.post(f"{url}/score", content=b"x" * 10_000, headers={"content-type": "application/json"})
+    assert r.status_code == 401
