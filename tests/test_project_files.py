@@ -62,6 +62,9 @@ def recorded_defaults(monkeypatch) -> dict[str, object]:
 
     ServerConfig.from_env({})
     RemoteConfig.from_env({})
+    from rlvr.grpo.judge import JudgeSettings
+
+    JudgeSettings.from_env({})
     settings.dashboard_address({})
     settings.tensorboard_port({})
     return seen

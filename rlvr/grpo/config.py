@@ -21,11 +21,12 @@ from ..config import (
     weights_dtype,
 )
 from ..envconf import ConfigError, Env
-from ..settings import base_model, default_run_name, run_root
 from ..service.config import RemoteConfig
+from ..settings import base_model, default_run_name, run_root
 from ..verifier import VerifierConfig
 from .curriculum import check_spec
-from .rewards import SCORERS, RewardSettings
+from .judge import JudgeSettings
+from .rewards import JUDGE, REWARD_NAMES, RewardSettings
 
 ALGORITHMS = ("grpo", "rloo")
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
@@ -82,11 +83,14 @@ class GRPOTrainConfig:
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
     # VERIFIER_URL: score on reward servers (make reward-server) instead of in this process
     remote_verifier: RemoteConfig = field(default_factory=RemoteConfig)
+    judge: JudgeSettings = field(default_factory=JudgeSettings)  # the `judge` reward's model (JUDGE_*)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         if d["remote_verifier"]["token"]:
             d["remote_verifier"]["token"] = "(set)"  # run.json is shared; the secret is not
+        if d["judge"]["api_key"]:
+            d["judge"]["api_key"] = "(set)"
         return d
 
     @staticmethod
@@ -110,13 +114,16 @@ class GRPOTrainConfig:
         rewards = e.list("GRPO_REWARDS", ["ocaml"])
         for spec in rewards:
             name = spec.partition(":")[0]
-            if name not in SCORERS:
+            if name not in REWARD_NAMES:
                 raise ConfigError(
-                    f"GRPO_REWARDS={','.join(rewards)!r}: unknown reward {name!r}; available: {', '.join(SCORERS)}"
+                    f"GRPO_REWARDS={','.join(rewards)!r}: unknown reward {name!r}; available: {', '.join(REWARD_NAMES)}"
                 )
             weight = spec.partition(":")[2]
             if weight and not re.fullmatch(r"-?\d+(\.\d+)?", weight):
                 raise ConfigError(f"GRPO_REWARDS entry {spec!r}: the weight after ':' must be a number")
+        judge = JudgeSettings.from_env(e.env)
+        if any(spec.partition(":")[0] == JUDGE for spec in rewards):
+            judge.require_url()
         report = report_to_from_env(e, "GRPO")
         bf16 = bf16_from_env(e, "GRPO", gpu, cpu_bf16)
         use_vllm = e.bool("GRPO_USE_VLLM", False)
@@ -202,4 +209,5 @@ class GRPOTrainConfig:
             data_on_error=e.choice("GRPO_DATA_ON_ERROR", "raise", ("raise", "skip")),
             verifier=verifier,
             remote_verifier=RemoteConfig.from_env(e.env),
+            judge=judge,
         )

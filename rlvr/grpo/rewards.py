@@ -8,6 +8,8 @@ Registry (doc/reward.md):
                      answer and annotated parameters (on answers that compile).
   weighted           w_compile * compiled + w_tests * passed/total + w_style * clean-style, divided by
                      the sum of the weights (REWARD_WEIGHT_COMPILE / _TESTS / _STYLE).
+  judge              an LLM's grade of the code's style in [0, 1], on answers that pass every test only
+                     (0 on the others; None when the judge cannot answer): rlvr.grpo.judge, JUDGE_*.
 
 Each function takes TRL's arguments (prompts, completions, completion_ids, problem_id column,
 trainer_state, log_extra, log_metric) and returns one float per completion, or None for an
@@ -28,6 +30,7 @@ from ..verifier import Outcome, Verifier
 from ..verifier.extract import extract_code
 from ..verifier.scoring import COMPILE_MAX, TYPE_CHECK_MAX
 from ..verifier.style import STYLE_MAX
+from .judge import Judge
 from .reward_log import RewardLog
 
 COMPILED_STAGES = ("pass", "test_failure", "timeout")
@@ -60,8 +63,10 @@ class RewardContext:
         problems: Sequence[Problem],
         run: RunDir | None = None,
         settings: RewardSettings | None = None,
+        judge: Judge | None = None,
     ):
         self.verifier = verifier
+        self.judge = judge
         self.problems = {p.id: p for p in problems}
         self.settings = settings or RewardSettings()
         self.log = RewardLog(run)
@@ -149,6 +154,20 @@ SCORERS: dict[str, Callable[[Outcome, str, RewardSettings], float | None]] = {
     "pass_partial_fail": pass_partial_fail,
     "weighted": weighted,
 }
+JUDGE = "judge"  # scored per batch by ctx.judge, not per outcome
+REWARD_NAMES = (*SCORERS, JUDGE)
+
+
+def judge_scores(ctx: RewardContext, problem_ids: Sequence[str], texts: Sequence[str], outcomes) -> list:
+    """The judge's grade of each answer that passes every test; 0.0 for every other answer."""
+    if ctx.judge is None:
+        raise ValueError("reward judge: no judge was configured (JUDGE_URL)")
+    passing = [n for n, o in enumerate(outcomes) if o.stage == "pass"]
+    graded = ctx.judge.scores([(ctx.problems[problem_ids[n]], extract_code(texts[n]).code) for n in passing])
+    values: list[float | None] = [0.0] * len(outcomes)
+    for n, score in zip(passing, graded):
+        values[n] = score
+    return values
 
 
 def make_reward_function(
@@ -156,9 +175,9 @@ def make_reward_function(
 ) -> Callable[..., list[float | None]]:
     """A TRL reward function named `name` (TRL logs it as rewards/<name>/mean). The one with
     `logs_metrics` (the first of a run's rewards) also logs the stage column and verifier/* metrics."""
-    if name not in SCORERS:
-        raise ValueError(f"unknown reward {name!r}; available: {', '.join(SCORERS)}")
-    scorer = SCORERS[name]
+    if name not in REWARD_NAMES:
+        raise ValueError(f"unknown reward {name!r}; available: {', '.join(REWARD_NAMES)}")
+    scorer = SCORERS.get(name)
 
     def reward(
         prompts,
@@ -174,7 +193,10 @@ def make_reward_function(
             raise KeyError("reward: the dataset has no 'problem_id' column")
         texts = [completion_text(c) for c in completions]
         outcomes = ctx.outcomes(problem_id, texts)
-        values = [scorer(o, t, ctx.settings) for o, t in zip(outcomes, texts)]
+        if scorer is None:
+            values = judge_scores(ctx, problem_id, texts, outcomes)
+        else:
+            values = [scorer(o, t, ctx.settings) for o, t in zip(outcomes, texts)]
         # The optimizer step these completions train (metrics.jsonl logs that step after the update).
         step = int(getattr(trainer_state, "global_step", 0) or 0) + 1
         ctx.log.log_batch(id(completions), step, prompts, problem_id, texts, outcomes)

@@ -17,7 +17,8 @@ from ..runlog import RunDir
 from ..training import TrainingJob, peft_config, shared_trainer_args
 from . import curriculum
 from .config import GRPOTrainConfig
-from .rewards import RewardContext, build_reward_functions
+from .judge import Judge
+from .rewards import JUDGE, RewardContext, build_reward_functions
 
 if TYPE_CHECKING:
     from ..callbacks import RunFilesCallback
@@ -155,6 +156,7 @@ class GRPOJob(TrainingJob):
 
     def __init__(self) -> None:
         self.verifier = None
+        self.judge = None
         self.rollout = None
 
     def load_config(self, env: dict[str, str]) -> GRPOTrainConfig:
@@ -201,7 +203,9 @@ class GRPOJob(TrainingJob):
     def build_trainer(self, cfg: GRPOTrainConfig, run: RunDir, model_path: str, tokenizer, files):
         from .callbacks import SignalGuardCallback
 
-        ctx = RewardContext(self.verifier, self.problems, run, cfg.reward_settings)
+        if any(spec.partition(":")[0] == JUDGE for spec in cfg.rewards):
+            self.judge = Judge(cfg.judge)
+        ctx = RewardContext(self.verifier, self.problems, run, cfg.reward_settings, judge=self.judge)
         funcs, weights = build_reward_functions(cfg.rewards, ctx)
         args = trainer_args(cfg, run)
         args.reward_weights = weights
@@ -233,3 +237,5 @@ class GRPOJob(TrainingJob):
             self.rollout.close()
         if self.verifier is not None:
             self.verifier.close()
+        if self.judge is not None:
+            self.judge.close()
