@@ -7,7 +7,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: help setup test test-fast lint score validate-data rlvr-train pipeline sft-train stop status tensorboard dashboard \
-  eval eval-compare serve-model merge-adapter export-gguf llama-cpp llama-server vllm-server reward-server verl-data \
+  eval eval-compare serve-model merge-adapter export-gguf llama-cpp llama-server vllm-server reward-server verl-data synth-data \
   bench-dashboard bench-reward bench-reward-server bench-speed bench-train shell shell-cuda clean
 
 help: ## list the targets
@@ -104,6 +104,12 @@ reward-server: ## the verifier over HTTP (127.0.0.1:8090; OpenRLHF's remote rewa
 	@scripts/bootstrap.sh core
 	REWARD_SERVER_PORT="$(or $(port),$${REWARD_SERVER_PORT:-})" REWARD_SERVER_HOST="$(or $(host),$${REWARD_SERVER_HOST:-})" \
 	  REWARD_SERVER_PROBLEMS="$(or $(problems),$${REWARD_SERVER_PROBLEMS:-})" $(PY) -m rlvr.service
+
+synth-data: ## verified training data from a teacher: make synth-data teacher=<base url> [model=…] [n=…] [mode=solutions|problems] [data=bundled] [out=…] [merge=1]
+	@scripts/bootstrap.sh core
+	@test -n "$(teacher)" || { echo "make synth-data: give teacher=<OpenAI-compatible base URL>, e.g. teacher=http://127.0.0.1:8081/v1" >&2; exit 2; }
+	$(PY) -m rlvr.synth --teacher "$(teacher)" --mode "$(or $(mode),solutions)" --data "$(or $(data),bundled)" \
+	  $(if $(model),--model "$(model)") $(if $(n),--n "$(n)") $(if $(out),--out "$(out)") $(if $(merge),--merge)
 
 verl-data: ## a problem set as verl's RL parquet: make verl-data [data=bundled|<file>|<hub id>] [split=train|eval|all] out=<file.parquet>
 	@scripts/bootstrap.sh core
