@@ -121,3 +121,28 @@ def test_the_judge_reward_needs_a_url_and_keeps_its_key_out_of_run_json():
     )  # fmt: skip
     assert cfg.rewards == ("ocaml", "judge:0") and cfg.judge.url == "http://127.0.0.1:9/v1"
     assert cfg.to_dict()["judge"]["api_key"] == "(set)"
+
+
+def test_a_run_logs_the_judge_as_its_own_column_at_weight_zero(tiny_model, problems_file, tmp_path):
+    import json
+
+    from .conftest import run_module, train_env
+
+    with ScriptedServer(judge_reply(7)) as server:
+        env = train_env(
+            tiny_model,
+            problems_file,
+            tmp_path / "runs",
+            GRPO_REWARDS="ocaml,judge:0",
+            JUDGE_URL=server.base_url,
+        )
+        proc = run_module("rlvr.train", env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = tmp_path / "runs" / "run"
+    judged = [json.loads(x) for x in (run / "rewards" / "judge.jsonl").read_text().splitlines()]
+    ocaml = [json.loads(x) for x in (run / "rewards" / "ocaml.jsonl").read_text().splitlines()]
+    assert len(judged) == len(ocaml) == 4
+    # a random tiny model passes nothing: the judge is never asked, and adds 0 to every answer
+    assert all(r["stage"] != "pass" for r in ocaml) and server.calls == []
+    metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("rewards/judge/mean" in m for m in metrics)
