@@ -144,5 +144,6 @@ def test_a_run_logs_the_judge_as_its_own_column_at_weight_zero(tiny_model, probl
     assert len(judged) == len(ocaml) == 4
     # a random tiny model passes nothing: the judge is never asked, and adds 0 to every answer
     assert all(r["stage"] != "pass" for r in ocaml) and server.calls == []
+    assert [(r["reward_name"], r["reward"]) for r in judged] == [("judge", 0.0)] * 4
     metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("rewards/judge/mean" in m for m in metrics)
