@@ -159,12 +159,13 @@ REWARD_NAMES = (*SCORERS, JUDGE)
 
 
 def judge_scores(ctx: RewardContext, problem_ids: Sequence[str], texts: Sequence[str], outcomes) -> list:
-    """The judge's grade of each answer that passes every test; 0.0 for every other answer."""
+    """The judge's grade of each answer that passes every test; 0.0 for every other answer, except an
+    infrastructure failure, which stays None (TRL masks a sample only when every column is None)."""
     if ctx.judge is None:
         raise ValueError("reward judge: no judge was configured (JUDGE_URL)")
     passing = [n for n, o in enumerate(outcomes) if o.stage == "pass"]
     graded = ctx.judge.scores([(ctx.problems[problem_ids[n]], extract_code(texts[n]).code) for n in passing])
-    values: list[float | None] = [0.0] * len(outcomes)
+    values: list[float | None] = [None if o.stage == "infra_error" else 0.0 for o in outcomes]
     for n, score in zip(passing, graded):
         values[n] = score
     return values
