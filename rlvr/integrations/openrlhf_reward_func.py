@@ -9,6 +9,7 @@ the same protocol, answered by rlvr.service.openrlhf in both places.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -35,6 +36,7 @@ def _scorer():
 
             problems = load_sets(ServerConfig.from_env(os.environ).problems)
             verifier = Verifier(VerifierConfig.from_env())
+            atexit.register(verifier.close)  # its compile servers and /dev/shm directory go with the process
             verifier.calibrate(problems)
             _state.update(verifier=verifier, problems={p.id: p for p in problems})
         return _state["verifier"], _state["problems"]

@@ -14,6 +14,7 @@ verl cannot mask a sample, so an infrastructure failure scores 0 with `infra_err
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sys
@@ -46,6 +47,7 @@ def verifier():
             from rlvr.verifier import VerifierConfig
 
             _verifier = open_verifier(VerifierConfig.from_env(), RemoteConfig.from_env(os.environ))
+            atexit.register(_verifier.close)  # its compile servers and /dev/shm directory go with the process
         return _verifier
 
 

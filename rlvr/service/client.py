@@ -35,7 +35,8 @@ class RemoteVerifier:
             raise ConfigError("VERIFIER_URL: no reward server address given")
         self.config = config
         headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
-        self._http = httpx.Client(headers=headers, timeout=config.timeout_s)
+        # a host that does not answer a connection is given up on in seconds, not after the scoring timeout
+        self._http = httpx.Client(headers=headers, timeout=httpx.Timeout(config.timeout_s, connect=10.0))
         self._pool = ThreadPoolExecutor(
             max_workers=4 * len(config.urls), thread_name_prefix="remote-verifier"
         )
@@ -45,9 +46,15 @@ class RemoteVerifier:
         self.stats: Counter[str] = Counter()
         self.hosts = self._check_hosts()
         self.jobs = sum(h.get("workers", 0) for h in self.hosts.values())
+        # what every live host accepts: chunks fit the smallest, and a completion none would take is
+        # an infra_error of its own instead of a refused chunk
+        limits = [h.get("limits") or {} for h in self.hosts.values()]
+        self.batch = min([config.batch, *(lim.get("max_batch", config.batch) for lim in limits)])
+        self.max_chars = min([lim.get("max_completion_chars", 1 << 62) for lim in limits] or [1 << 62])
 
     def _check_hosts(self) -> dict[str, dict[str, Any]]:
-        """Each host's /health; a wrong token stops here, an unreachable host is only reported."""
+        """Each host's /health; a wrong token stops here, an unreachable host is reported and left out
+        of the rotation."""
         up: dict[str, dict[str, Any]] = {}
         for url in self.config.urls:
             try:
@@ -83,7 +90,7 @@ class RemoteVerifier:
         with self._lock:
             start = self._next
             self._next += 1
-        urls = self.config.urls
+        urls = list(self.hosts)
         why = "no attempt"
         for attempt in range(1 + self.config.retries):
             url = urls[(start + attempt) % len(urls)]
@@ -97,7 +104,8 @@ class RemoteVerifier:
                 why = f"{url}: HTTP {r.status_code}: {r.text[:300]}"
                 if 400 <= r.status_code < 500 and r.status_code not in (408, 429):
                     return why  # the request itself is wrong: another host would say the same
-            self.stats["retries"] += 1
+            with self._lock:
+                self.stats["retries"] += 1
             time.sleep(min(2.0, 0.2 * 2**attempt))
         return why
 
@@ -108,19 +116,29 @@ class RemoteVerifier:
             "items": [{"problem_id": p.id, "completion": text} for p, text in items],
         }
         answer = self._post("/score", body)
+        if not isinstance(answer, str):
+            try:
+                outcomes = [outcome_from_wire(o) for o in answer["outcomes"]]
+                if len(outcomes) != len(items):
+                    raise ValueError(f"{len(outcomes)} outcomes for {len(items)} completions")
+            except (KeyError, TypeError, ValueError) as e:
+                answer = f"a malformed answer ({type(e).__name__}: {e})"
         if isinstance(answer, str):
-            with self._lock:
-                self.infra_failures += len(items)
-            print(f"verifier service: a batch of {len(items)} was not scored ({answer})", file=sys.stderr)
-            return [
-                Outcome(id=i, total_reward=None, stage="infra_error", error=f"verifier service: {answer}")
-                for i in ids
-            ]
-        outcomes = [outcome_from_wire(o) for o in answer["outcomes"]]
+            return self._unscored(ids, f"a batch of {len(items)} was not scored ({answer})")
         for o, i in zip(outcomes, ids):
             o.id = i
-        self.stats["verified"] += len(outcomes)
+        with self._lock:
+            self.stats["verified"] += len(outcomes)
         return outcomes
+
+    def _unscored(self, ids: Sequence[str], why: str) -> list[Outcome]:
+        with self._lock:
+            self.infra_failures += len(ids)
+        print(f"verifier service: {why}", file=sys.stderr)
+        return [
+            Outcome(id=i, total_reward=None, stage="infra_error", error=f"verifier service: {why}")
+            for i in ids
+        ]
 
     def score(self, problem: Problem, completion: str, id: str | None = None) -> Outcome:
         return self.score_batch([(problem, completion)], ids=[id] if id else None)[0]
@@ -131,11 +149,17 @@ class RemoteVerifier:
         """Outcomes in input order, as Verifier.score_batch gives them. Two different problems that
         share an id go in different chunks (a request names each problem once)."""
         ids = list(ids) if ids else [p.id for p, _ in items]
+        out: list[Outcome | None] = [None] * len(items)
         chunks: list[list[int]] = []
         current: list[int] = []
         seen: dict[str, Problem] = {}
-        for n, (p, _text) in enumerate(items):
-            if len(current) >= self.config.batch or (p.id in seen and seen[p.id] != p):
+        for n, (p, text) in enumerate(items):
+            if len(text) > self.max_chars:
+                out[n] = self._unscored(
+                    [ids[n]], f"a completion of {len(text)} characters is over the hosts' limit"
+                )[0]
+                continue
+            if len(current) >= self.batch or (p.id in seen and seen[p.id] != p):
                 chunks.append(current)
                 current, seen = [], {}
             seen[p.id] = p
@@ -145,7 +169,6 @@ class RemoteVerifier:
         futures = [
             self._pool.submit(self._score_chunk, [items[n] for n in c], [ids[n] for n in c]) for c in chunks
         ]
-        out: list[Outcome | None] = [None] * len(items)
         for c, f in zip(chunks, futures):
             for n, o in zip(c, f.result()):
                 out[n] = o

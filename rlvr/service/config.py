@@ -47,6 +47,15 @@ class ServerConfig:
                 f"REWARD_SERVER_HOST={self.host}: listening beyond loopback needs REWARD_SERVER_TOKEN "
                 "(every request must then carry it); the service compiles and runs what it is sent"
             )
+        if self.max_inline_problems < 1:
+            raise ConfigError(
+                "REWARD_SERVER_MAX_INLINE_PROBLEMS must be at least 1: the remote verifier sends its problems inline"
+            )
+        if self.max_batch > self.max_pending:
+            raise ConfigError(
+                f"REWARD_SERVER_MAX_BATCH={self.max_batch} is over REWARD_SERVER_MAX_PENDING={self.max_pending}: "
+                "a full batch would always be refused as busy"
+            )
         if not self.problems:
             raise ConfigError("REWARD_SERVER_PROBLEMS: expected at least one problem set (e.g. bundled)")
 
@@ -63,7 +72,7 @@ class ServerConfig:
             max_completion_chars=e.int(
                 "REWARD_SERVER_MAX_COMPLETION_CHARS", d.max_completion_chars, minimum=1
             ),
-            max_inline_problems=e.int("REWARD_SERVER_MAX_INLINE_PROBLEMS", d.max_inline_problems, minimum=0),
+            max_inline_problems=e.int("REWARD_SERVER_MAX_INLINE_PROBLEMS", d.max_inline_problems, minimum=1),
             max_pending=e.int("REWARD_SERVER_MAX_PENDING", d.max_pending, minimum=1),
         )
 

@@ -12,12 +12,21 @@ and new problems too close to any evaluation problem are rejected.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
 from pathlib import Path
 
-from ..data import REPO_ROOT, DataError, detect_schema, load_problems, multipl_e_file, read_rows
+from ..data import (
+    REPO_ROOT,
+    DataError,
+    detect_schema,
+    load_problems,
+    multipl_e_file,
+    problem_from_row,
+    read_rows,
+)
 from ..envconf import ConfigError
 from ..verifier import OCamlNotFound, Verifier, VerifierConfig
 from .common import verifier_version
@@ -79,13 +88,37 @@ def refuse_multipl_e(source: str) -> None:
 
 
 def evaluation_prompts(existing: list) -> list[tuple[str, str]]:
-    """Every evaluation problem we know of: the set's eval split, and MultiPL-E where it is on disk."""
+    """Every evaluation problem we know of: the set's eval split, the bundled eval split (what `make eval`
+    and the pipeline hold out by default), and MultiPL-E where it is on disk."""
     out = [(f"eval:{p.id}", p.prompt) for p in existing if p.split == "eval"]
+    out += [(f"bundled-eval:{p.id}", p.prompt) for p in load_problems("bundled", split="eval")[0]]
     try:
         mbpp, _ = load_problems(str(multipl_e_file()), on_error="skip")
         out += [(f"multipl-e:{p.id}", p.prompt) for p in mbpp]
     except DataError:
         pass
+    return out
+
+
+def problems_digest(problems: list) -> str:
+    """The source's content: decisions made on other prompts or tests are not reused."""
+    h = hashlib.sha256()
+    for p in problems:
+        h.update(json.dumps([p.id, p.prompt, list(p.tests), p.split]).encode())
+    return h.hexdigest()[:12]
+
+
+def train_rows(source: str) -> list[dict]:
+    """The source's train rows as written, for --merge (each row's split as the loaders read it)."""
+    raw, name = read_rows(source)
+    out = []
+    for n, row in enumerate(raw, 1):
+        if detect_schema(row) == "multipl-e":
+            raise DataError(
+                f"{name}:{n}: MultiPL-E is for evaluation only: it cannot be merged into training data"
+            )
+        if problem_from_row(row, f"{name}:{n}").split == "train":
+            out.append(row)
     return out
 
 
@@ -115,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         # server on another port is the same teacher)
         sampling = {k: v for k, v in teacher.settings.provenance().items() if k != "teacher"}
         header = {
-            "mode": args.mode, "data": args.data, "n": args.n, "keep": args.keep, "limit": args.limit,
-            **sampling, "verifier": version,
+            "mode": args.mode, "data": args.data, "data_digest": problems_digest(existing), "n": args.n,
+            "keep": args.keep, "limit": args.limit, **sampling, "verifier": version,
         }  # fmt: skip
         ledger = Ledger(args.out.with_name(args.out.name + ".ledger.jsonl"), header)
         verifier = Verifier(VerifierConfig.from_env())
@@ -145,10 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
             units = {"asked_for": args.n}
     teacher.close()
-    base: list[dict] = []
-    if args.merge:
-        raw, _ = read_rows(args.data)
-        base = [r for r in raw if (r.get("split") or "train") == "train"]
+    base = train_rows(args.data) if args.merge else []
     write_jsonl(args.out, base + rows)
     summary = {
         "mode": args.mode, "output": str(args.out), "ledger": str(ledger.path), "merged_with": args.data if args.merge else None,

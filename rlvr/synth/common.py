@@ -80,8 +80,9 @@ def ask_all(
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), desc="teacher", unit="req")
-    with ThreadPoolExecutor(max_workers=teacher.settings.concurrency) as pool:
-        futures = {pool.submit(teacher.ask, messages, seed): key for key, messages, seed in todo}
+    pool = ThreadPoolExecutor(max_workers=teacher.settings.concurrency)
+    futures = {pool.submit(teacher.ask, messages, seed): key for key, messages, seed in todo}
+    try:
         for future in as_completed(futures):
             key = futures[future]
             tally.requests += 1
@@ -101,5 +102,20 @@ def ask_all(
                 on_answer(key)
             if bar is not None:
                 bar.update(1)
-    if bar is not None:
-        bar.close()
+    finally:
+        # on Ctrl-C or an error, answers already in hand go to the ledger; queued requests are dropped
+        for future, key in futures.items():
+            if (
+                future.done()
+                and not future.cancelled()
+                and key not in ledger.answers
+                and future.exception() is None
+            ):
+                reply = future.result()
+                ledger.answer(
+                    key, text=reply.text, finish_reason=reply.finish_reason,
+                    prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+                )  # fmt: skip
+        pool.shutdown(wait=False, cancel_futures=True)
+        if bar is not None:
+            bar.close()

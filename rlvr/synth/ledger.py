@@ -20,7 +20,7 @@ class Ledger:
         self.answers: dict[str, dict[str, Any]] = {}  # request key -> the teacher's answer
         self.decisions: dict[str, dict[str, Any]] = {}  # unit key (a problem, a request) -> the verdict
         if path.exists():
-            lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+            lines = self._read(path)
             first = lines[0] if lines else {}
             if first.get("header") != header:
                 diff = sorted(
@@ -41,6 +41,28 @@ class Ledger:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._append({"header": header})
         self.resumed = bool(self.answers or self.decisions)
+
+    @staticmethod
+    def _read(path: Path) -> list[dict[str, Any]]:
+        """The records, split on newlines only (an answer may hold U+2028 and the like, which
+        str.splitlines would split on). A torn last line, from a run killed mid-write, is cut off."""
+        raw = path.read_bytes()
+        lines = raw.split(b"\n")
+        records, good = [], 0
+        for n, line in enumerate(lines):
+            if not line.strip():
+                good += len(line) + 1
+                continue
+            try:
+                records.append(json.loads(line.decode("utf-8")))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                if n >= len(lines) - 2 and not any(x.strip() for x in lines[n + 1 :]):
+                    with path.open("r+b") as f:
+                        f.truncate(good)  # the torn tail: the next append starts on a clean line
+                    break
+                raise LedgerMismatch(f"{path}:{n + 1}: not a ledger record; use another --out") from None
+            good += len(line) + 1
+        return records
 
     def _append(self, row: dict[str, Any]) -> None:
         with self.path.open("a", encoding="utf-8") as f:

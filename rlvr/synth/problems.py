@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ from ..data import DataError, problem_from_row
 from ..problems import Problem
 from ..validate import validate
 from ..verifier import Verifier
+from ..verifier.sandbox import SandboxError
 from .common import Tally, ask_all
 from .dedup import NEAR_DUPLICATE, DuplicateIndex
 from .ledger import Ledger
@@ -122,7 +124,13 @@ def run_problems(
             why = f"prompt {similarity:.2f} similar to {near}"
             ledger.decide(key, rows=[], rejected=["near_duplicate"], why=why)
             return
-        failures = validate([p], verifier)[0].failures
+        try:
+            failures = validate([p], verifier)[0].failures
+        except SandboxError as e:  # the sandbox failed, not the problem: the next run decides it
+            print(f"synth-data: {key}: not validated now ({e})", file=sys.stderr)
+            return
+        if any("infra_error" in f for f in failures):
+            return
         if failures:
             ledger.decide(key, rows=[], rejected=[reason_of(failures)], why=failures[0])
             return

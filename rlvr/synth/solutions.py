@@ -27,7 +27,7 @@ def rejection_reason(o: Outcome) -> str | None:
         return "does_not_compile"
     if o.stage in ("test_failure", "timeout"):
         return "fails_tests"
-    return {"empty": "no_code", "infra_error": "infra_error"}.get(o.stage, o.stage)
+    return {"empty": "no_code"}.get(o.stage, o.stage)
 
 
 def same_solution_key(code: str) -> str:
@@ -79,6 +79,8 @@ def run_solutions(
         p = by_id[pid]
         answers = [ledger.answers[f"{pid}#{k}"] for k in range(n)]
         outcomes = verifier.score_batch([(p, a["text"]) for a in answers])
+        if any(o.stage == "infra_error" for o in outcomes):
+            return  # the sandbox failed, not the answers: left undecided, re-scored by the next run
         kept, reasons = select(p, answers, outcomes, keep)
         rows = [
             solution_row(p, j, k, code, o, answer, provenance) for j, (k, answer, o, code) in enumerate(kept)

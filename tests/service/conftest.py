@@ -19,11 +19,15 @@ from rlvr.service.process import free_port
 def serving(verifier, problems, **settings) -> Iterator[str]:
     """Serve `problems` with `verifier` on a free loopback port; yields the base URL."""
     config = ServerConfig(port=free_port(), **settings)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(config, verifier, problems), host=config.host, port=config.port, log_level="error"
-        )
-    )
+    with serving_app(create_app(config, verifier, problems), config.port) as url:
+        yield url
+
+
+@contextmanager
+def serving_app(app, port: int | None = None) -> Iterator[str]:
+    """Any ASGI app served by uvicorn on a loopback port; yields the base URL."""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -32,7 +36,7 @@ def serving(verifier, problems, **settings) -> Iterator[str]:
             raise RuntimeError("the reward server did not start")
         time.sleep(0.02)
     try:
-        yield f"http://{config.host}:{config.port}"
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)

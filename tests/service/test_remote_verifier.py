@@ -115,3 +115,30 @@ def test_the_reward_functions_score_the_same_through_a_server(serve, verifier, s
     assert [ocaml_score(o, t, settings) for o, t in zip(far, texts)] == [
         ocaml_score(o, t, settings) for o, t in zip(local, texts)
     ]
+
+
+def test_chunks_fit_the_hosts_limits_and_a_too_long_completion_is_its_own_failure(serve, sum_problem):
+    with (
+        serve([], max_batch=2, max_completion_chars=200) as url,
+        RemoteVerifier(RemoteConfig(urls=(url,), batch=256)) as remote,
+    ):
+        assert remote.batch == 2 and remote.max_chars == 200
+        got = remote.score_batch(
+            [(sum_problem, RIGHT), (sum_problem, "x" * 201), (sum_problem, WRONG), (sum_problem, RIGHT)]
+        )
+    assert [o.stage for o in got] == ["pass", "infra_error", "test_failure", "pass"]
+    assert got[1].total_reward is None and remote.infra_failures == 1
+
+
+def test_a_host_that_answers_nonsense_costs_samples_not_the_run(sum_problem):
+    from fastapi import FastAPI
+
+    from .conftest import serving_app
+
+    app = FastAPI()
+    app.get("/health")(lambda: {"status": "ok", "workers": 1})
+    app.post("/score")(lambda: {"outcomes": [{"id": "x", "total_reward": 1.0}]})  # one outcome for two
+    with serving_app(app) as url, RemoteVerifier(RemoteConfig(urls=(url,), retries=0)) as remote:
+        got = remote.score_batch([(sum_problem, RIGHT), (sum_problem, WRONG)])
+    assert [o.stage for o in got] == ["infra_error", "infra_error"]
+    assert "1 outcomes for 2 completions" in got[0].error

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -128,10 +129,27 @@ def test_a_completion_over_the_limit_is_a_413_naming_it(serve, sum_problem):
 
 
 def test_a_full_queue_answers_503_with_retry_after(serve, sum_problem):
-    with serve([sum_problem], max_pending=1) as url:
-        r = post(url, "/score", {"items": [{"problem_id": "sum_list", "completion": RIGHT}] * 2})
+    import threading
+
+    loop = "let rec sum_list xs = sum_list xs"  # runs each test to its time limit: the queue stays full
+    with serve([sum_problem], max_batch=2, max_pending=2) as url:
+        first = threading.Thread(
+            target=post, args=(url, "/score", {"items": [{"problem_id": "sum_list", "completion": loop}] * 2})
+        )
+        first.start()
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{url}/health").json()["pending"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        r = post(url, "/score", {"items": [{"problem_id": "sum_list", "completion": RIGHT}]})
+        first.join()
     assert r.status_code == 503
     assert r.headers["retry-after"] == "1"
+    assert "busy: 2 completions queued" in r.json()["detail"]
+
+
+def test_a_batch_larger_than_the_queue_is_refused_at_start():
+    with pytest.raises(ConfigError, match="REWARD_SERVER_MAX_PENDING"):
+        ServerConfig(max_batch=10, max_pending=5)
 
 
 def test_with_a_token_every_request_must_carry_it(serve, sum_problem):

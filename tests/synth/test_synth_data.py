@@ -210,3 +210,18 @@ def test_an_unreachable_teacher_stops_at_start(source, tmp_path, capsys):
         ]
     )
     assert code == 2 and "cannot list its models" in capsys.readouterr().err
+
+
+def test_the_ledger_survives_odd_line_breaks_and_a_torn_last_line(tmp_path):
+    from rlvr.synth.ledger import Ledger
+
+    path = tmp_path / "l.jsonl"
+    ledger = Ledger(path, {"mode": "x"})
+    ledger.answer("a#0", text="one\u2028two\x85three")  # str.splitlines would split these
+    ledger.answer("a#1", text="fine")
+    with path.open("ab") as f:
+        f.write(b'{"event": "answer", "key": "a#2", "te')  # killed mid-write
+    again = Ledger(path, {"mode": "x"})
+    assert again.answers["a#0"]["text"] == "one\u2028two\x85three" and sorted(again.answers) == ["a#0", "a#1"]
+    again.answer("a#2", text="redone")
+    assert sorted(Ledger(path, {"mode": "x"}).answers) == ["a#0", "a#1", "a#2"]
