@@ -24,7 +24,7 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from ..envconf import ConfigError, Env
@@ -205,7 +205,7 @@ class Judge:
         self.failures = 0  # unreachable, timed out, refused, or no score in the reply
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self._client.close()
 
     def _grade(self, problem: Problem, code: str) -> float | None:
@@ -235,7 +235,11 @@ class Judge:
                 if key not in self._cache:
                     todo[key] = p
         futures = {key: self._pool.submit(self._grade, p, key[1]) for key, p in todo.items()}
-        fresh = {key: f.result() for key, f in futures.items()}
+        # the whole batch is bounded too: what the judge has not answered by then is None this step
+        wait(futures.values(), timeout=2 * self.settings.timeout_s + 5)
+        fresh = {key: (f.result() if f.done() else None) for key, f in futures.items()}
+        for f in futures.values():
+            f.cancel()
         with self._lock:
             for key, score in fresh.items():
                 if score is not None:  # a failure is asked again next time

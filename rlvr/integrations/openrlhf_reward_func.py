@@ -20,7 +20,7 @@ _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from rlvr.service.openrlhf import items_of, reply  # noqa: E402
+from rlvr.service.openrlhf import items_of, reply, score_request  # noqa: E402
 
 _state: dict = {}
 _lock = threading.Lock()
@@ -47,6 +47,6 @@ def reward_func(queries: list[str], prompts: list[str], labels: list[str]) -> di
     import torch
 
     verifier, problems = _scorer()
-    items = items_of(problems, queries, prompts, labels)
-    outcomes = verifier.score_batch(items, ids=[p.id for p, _ in items])
+    items, unscored = items_of(problems, queries, prompts, labels)
+    outcomes = score_request(lambda ok: verifier.score_batch(ok, ids=[p.id for p, _ in ok]), items, unscored)
     return reply(outcomes, wrap=lambda xs: torch.tensor(xs, dtype=torch.float32))

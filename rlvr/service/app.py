@@ -30,7 +30,7 @@ from ..data import DataError
 from ..problems import Problem
 from ..verifier import Outcome, Verifier
 from .config import ServerConfig
-from .openrlhf import ProtocolError, items_of, reply
+from .openrlhf import ProtocolError, items_of, reply, score_request
 from .wire import problem_from_wire
 
 
@@ -266,9 +266,9 @@ def create_app(config: ServerConfig, verifier: Verifier, problems: Sequence[Prob
     def openrlhf(req: OpenRLHFRequest) -> dict[str, Any]:
         check_size(len(req.query))
         try:
-            items = items_of(known, req.query, req.prompts, req.labels, config.max_completion_chars)
+            items, unscored = items_of(known, req.query, req.prompts, req.labels, config.max_completion_chars)
         except ProtocolError as e:
             raise HTTPException(422, str(e)) from None
-        return reply(score(items, [p.id for p, _ in items]))
+        return reply(score_request(lambda ok: score(ok, [p.id for p, _ in ok]), items, unscored))
 
     return app

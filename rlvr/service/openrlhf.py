@@ -11,6 +11,7 @@ per sample). OpenRLHF cannot mask a sample, so an infrastructure failure scores 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -47,8 +48,10 @@ def items_of(
     prompts: Sequence[str] | None,
     labels: Sequence[str | None] | None,
     max_chars: int | None = None,
-) -> list[tuple[Problem, str]]:
-    """(problem, completion) pairs of a request, or ProtocolError saying what is wrong where."""
+) -> tuple[list[tuple[Problem, str] | None], dict[int, str]]:
+    """(problem, completion) for each query, None where the query cannot be scored (its prompt is not
+    in it, or it is over `max_chars`), and why for those. What is wrong with the request as a whole
+    (counts that differ, labels missing or unknown: OpenRLHF's setup) raises ProtocolError."""
     n = len(queries)
     for name, values in (("prompts", prompts), ("labels", labels)):
         if values is not None and len(values) != n:
@@ -57,7 +60,8 @@ def items_of(
         raise ProtocolError(
             "labels are missing: OpenRLHF must send the problem id of each query (--label_key)"
         )
-    items = []
+    items: list[tuple[Problem, str] | None] = []
+    unscored: dict[int, str] = {}
     for i, query in enumerate(queries):
         problem = problems.get(labels[i] or "")
         if problem is None:
@@ -65,11 +69,33 @@ def items_of(
         try:
             response = response_of(query, prompts[i] if prompts else None)
         except ValueError as e:
-            raise ProtocolError(f"query[{i}]: {e}") from None
+            unscored[i] = f"query[{i}]: {e}"
+            items.append(None)
+            continue
         if max_chars is not None and len(response) > max_chars:
-            raise ProtocolError(f"query[{i}]: a response of {len(response)} characters; at most {max_chars}")
+            unscored[i] = f"query[{i}]: a response of {len(response)} characters; at most {max_chars}"
+            items.append(None)
+            continue
         items.append((problem, apply_stop_tokens(problem, response)))
-    return items
+    return items, unscored
+
+
+def score_request(
+    score: Callable[[list[tuple[Problem, str]]], Sequence[Outcome]],
+    items: Sequence[tuple[Problem, str] | None],
+    unscored: Mapping[int, str],
+) -> list[Outcome]:
+    """Outcomes in query order: `score` on the scorable items, infra_error for the others (OpenRLHF has
+    no mask: they score 0 with extra_logs["infra_error"] 1, and the reason goes to stderr)."""
+    for why in unscored.values():
+        print(f"openrlhf reward: not scored: {why}", file=sys.stderr)
+    scored = iter(score([it for it in items if it is not None]))
+    return [
+        next(scored)
+        if it is not None
+        else Outcome(id="", total_reward=None, stage="infra_error", error=unscored[n])
+        for n, it in enumerate(items)
+    ]
 
 
 def reply(outcomes: Sequence[Outcome], wrap: Callable[[list[float]], Any] = list) -> dict[str, Any]:

@@ -214,8 +214,14 @@ def test_openrlhf_needs_a_label_per_query(server):
     assert r.status_code == 422 and "1 labels for 2 queries" in r.json()["detail"]
     r = post(server, "/openrlhf", {"query": ["x"]})
     assert r.status_code == 422 and "labels are missing" in r.json()["detail"]
-    r = post(server, "/openrlhf", {"query": ["abc"], "prompts": ["zzz"], "labels": ["sum_list"]})
-    assert r.status_code == 422 and "query[0]: the query does not contain its prompt" in r.json()["detail"]
+
+
+def test_openrlhf_a_query_without_its_prompt_costs_only_that_sample(server):
+    prompt = "<|im_start|>assistant\n"
+    body = {"query": ["abc", prompt + RIGHT], "prompts": ["zzz", prompt], "labels": ["sum_list", "sum_list"]}
+    r = post(server, "/openrlhf", body)
+    assert r.status_code == 200
+    assert r.json()["rewards"] == [0.0, 1.0] and r.json()["extra_logs"]["infra_error"] == [1.0, 0.0]
 
 
 def test_the_token_is_checked_before_the_body_is_read(serve, sum_problem):
