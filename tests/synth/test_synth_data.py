@@ -130,9 +130,9 @@ NEW = {
 }
 PROBLEM_ANSWERS = {
     0: NEW,
-    1: {**NEW, "id": "sum_pairs_wrong", "prompt": NEW["prompt"].replace("sum_pairs", "sum_pairs_wrong"),
-        "tests": [t.replace("sum_pairs", "sum_pairs_wrong") for t in NEW["tests"]],
-        "solution": "let sum_pairs_wrong ps = List.length ps"},  # its reference fails
+    1: {"id": "count_evens", "prompt": "(** [count_evens xs] is how many even integers [xs] holds.\n    Example: [count_evens [1; 2; 4] = 2]. *)\nlet count_evens (xs : int list) : int =",
+        "tests": ["count_evens [] = 0", "count_evens [1; 2; 4] = 2", "count_evens [3] = 0", "count_evens [0; -2] = 2"],
+        "solution": "let count_evens xs = List.length xs"},  # its reference fails (a different exercise from 0)
     2: {"id": "uses_unbound", "prompt": "(** [uses_unbound x] is [x]. *)\nlet uses_unbound (x : int) : int =",
         "tests": ["uses_unbound 1 = nowhere 1"], "solution": "let uses_unbound x = x"},  # tests do not compile
     3: {"id": "always_true", "prompt": "(** [always_true x] is [x + 1] for every integer. *)\nlet always_true (x : int) : int =",
@@ -183,10 +183,7 @@ def test_merge_writes_the_existing_train_problems_too(source, tmp_path):
 
 
 def test_multipl_e_is_never_a_source(tmp_path, capsys):
-    try:
-        mbpp = multipl_e_file()
-    except Exception:
-        pytest.skip("the MultiPL-E file is not in ../shared/data here")
+    mbpp = multipl_e_file()
     assert (
         main(["--teacher", "http://127.0.0.1:9/v1", "--data", str(mbpp), "--out", str(tmp_path / "x.jsonl")])
         == 2
