@@ -39,10 +39,7 @@ def test_each_row_carries_the_whole_problem_and_its_chat(tmp_path):
 
 
 def test_multipl_e_never_becomes_training_data(tmp_path):
-    try:
-        source = str(multipl_e_file())
-    except DataError:
-        pytest.skip("the MultiPL-E file is not in ../shared/data here")
+    source = str(multipl_e_file())
     with pytest.raises(DataError, match="MultiPL-E is for evaluation only"):
         convert(source, "train", tmp_path / "x.parquet")
     with pytest.raises(DataError, match="MultiPL-E is for evaluation only"):
