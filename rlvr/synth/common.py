@@ -80,6 +80,13 @@ def ask_all(
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), desc="teacher", unit="req")
+
+    def record(key: str, reply) -> None:
+        ledger.answer(
+            key, text=reply.text, finish_reason=reply.finish_reason,
+            prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+        )  # fmt: skip
+
     pool = ThreadPoolExecutor(max_workers=teacher.settings.concurrency)
     futures = {pool.submit(teacher.ask, messages, seed): key for key, messages, seed in todo}
     try:
@@ -95,10 +102,7 @@ def ask_all(
             else:
                 tally.prompt_tokens += reply.prompt_tokens
                 tally.completion_tokens += reply.completion_tokens
-                ledger.answer(
-                    key, text=reply.text, finish_reason=reply.finish_reason,
-                    prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-                )  # fmt: skip
+                record(key, reply)
                 on_answer(key)
             if bar is not None:
                 bar.update(1)
@@ -111,11 +115,7 @@ def ask_all(
                 and key not in ledger.answers
                 and future.exception() is None
             ):
-                reply = future.result()
-                ledger.answer(
-                    key, text=reply.text, finish_reason=reply.finish_reason,
-                    prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-                )  # fmt: skip
+                record(key, future.result())
         pool.shutdown(wait=False, cancel_futures=True)
         if bar is not None:
             bar.close()

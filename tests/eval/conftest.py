@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from rlvr.export.llama_selftest import free_port  # also imported from here by other test modules
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,12 +51,6 @@ def eval_problems() -> list[dict[str, Any]]:
         }
     )
     return picked
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_eval(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, Path | None]:
@@ -127,21 +123,23 @@ def local_run_seed2(tiny_model, problems_file, runs_dir) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def served_tiny(tiny_model) -> Iterator[str]:
-    """scripts/serve_transformers.py serving the tiny model on a free port; yields its /v1 base URL."""
+@contextmanager
+def serve_transformers(
+    model: str, served_name: str, log: Path, *extra: str, timeout: float = 120
+) -> Iterator[str]:
+    """scripts/serve_transformers.py serving `model` on a free port (its output in `log`); yields its
+    /v1 base URL once /v1/models answers, and stops it after."""
     port = free_port()
-    log = tiny_model.parent / "server.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     with log.open("w") as sink:
         proc = subprocess.Popen(
-            [sys.executable, str(REPO / "scripts" / "serve_transformers.py"), "--model", str(tiny_model),
-             "--port", str(port), "--served-name", "tiny-served", "--threads", "1"],
+            [sys.executable, str(REPO / "scripts" / "serve_transformers.py"), "--model", model,
+             "--port", str(port), "--served-name", served_name, *extra],
             stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=REPO,
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(
@@ -153,7 +151,9 @@ def served_tiny(tiny_model) -> Iterator[str]:
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"serve_transformers did not start in 120 s: {log.read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"serve_transformers did not start in {timeout:.0f} s: {log.read_text()[-2000:]}"
+                )
             time.sleep(0.3)
         yield base
     finally:
@@ -163,6 +163,15 @@ def served_tiny(tiny_model) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def served_tiny(tiny_model) -> Iterator[str]:
+    """scripts/serve_transformers.py serving the tiny model on a free port; yields its /v1 base URL."""
+    with serve_transformers(
+        str(tiny_model), "tiny-served", tiny_model.parent / "server.log", "--threads", "1"
+    ) as base:
+        yield base
 
 
 class ScriptedServer:

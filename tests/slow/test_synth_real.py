@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from rlvr.data import REPO_ROOT, load_problems, load_sft_pairs
-from tests.eval.conftest import free_port
+from tests.eval.conftest import serve_transformers
 from tests.train.conftest import PROBLEMS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -20,34 +20,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
-    import time
-
-    import httpx
-
-    port, log = free_port(), tmp_path_factory.mktemp("teacher") / "server.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
-    with log.open("w") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, str(REPO_ROOT / "scripts" / "serve_transformers.py"), "--model", "bundled",
-             "--port", str(port), "--served-name", "smollm2-teacher"],
-            stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            assert proc.poll() is None, log.read_text()[-2000:]
-            try:
-                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve_transformers did not start"
-            time.sleep(0.5)
+    log = tmp_path_factory.mktemp("teacher") / "server.log"
+    with serve_transformers("bundled", "smollm2-teacher", log, timeout=300) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def synth(base: str, *args: str) -> subprocess.CompletedProcess:
