@@ -32,7 +32,14 @@ from ..envconf import Env
 from .compile_server import CompileServer, ServerFailure, ServerUnavailable, ocaml_identity, server_binary
 from .disk_cache import DiskCache, harness_digest
 from .extract import extract_code
-from .harness import HarnessNames, assemble_candidate, nonce_unit_source, read_report, tests_source
+from .harness import (
+    HarnessNames,
+    assemble_candidate,
+    nonce_unit_source,
+    read_report,
+    test_at_line,
+    tests_source,
+)
 from .ocaml_source import SignatureError, first_error, phrases_from_parsetree, strip_comments
 from .sandbox import MODES, Limits, RunResult, Sandbox, SandboxError
 from .scoring import (
@@ -147,6 +154,29 @@ class _CodeVerdict:
     type_errors: int = 0
     full_definition: bool = False
     time_limit_s: float | None = None  # the CPU limit per run, when the tests ran
+    # What a Check reports (rlvr.feedback): the compiler's first error report as printed, the file it
+    # is in, the lines of candidate.ml before the answer's own code, the test a tests.ml error is in,
+    # and each test's verdict ("pass", "fail", "exn ...", "timeout", "crash ...", None: not run).
+    diagnostic: str | None = None
+    diagnostic_file: str | None = None  # "candidate.ml" | "tests.ml"
+    code_line_offset: int = 0
+    error_test: int | None = None
+    test_verdicts: tuple[str | None, ...] = ()
+
+
+@dataclass(frozen=True)
+class Check:
+    """An Outcome with what a programmer would read about it: the compiler's first error report as it
+    printed it (`diagnostic`, in `diagnostic_file`: "candidate.ml" holds `code_line_offset` lines of the
+    problem's own code before the answer's; "tests.ml" is the harness's tests unit, where the error is
+    in test `error_test`), and every test's verdict. rlvr.feedback turns it into text for a model."""
+
+    outcome: Outcome
+    diagnostic: str | None = None
+    diagnostic_file: str | None = None
+    code_line_offset: int = 0
+    error_test: int | None = None
+    test_verdicts: tuple[str | None, ...] = ()
 
 
 @dataclass
@@ -232,6 +262,28 @@ class Verifier:
         self, items: Sequence[tuple[Problem, str]], ids: Sequence[str] | None = None
     ) -> list[Outcome]:
         """Score many completions in parallel; identical (problem, code) pairs are compiled and run once."""
+        return [o for o, _v in self._score(items, ids)]
+
+    def check_batch(
+        self, items: Sequence[tuple[Problem, str]], ids: Sequence[str] | None = None
+    ) -> list[Check]:
+        """`score_batch`, with the compiler's report and each test's verdict (for feedback to a model:
+        rlvr.environment). Only the problems' own tests run: pass a problem whose tests a model may see."""
+        return [
+            Check(
+                outcome=o,
+                diagnostic=v.diagnostic,
+                diagnostic_file=v.diagnostic_file,
+                code_line_offset=v.code_line_offset,
+                error_test=v.error_test,
+                test_verdicts=v.test_verdicts,
+            )
+            for o, v in self._score(items, ids)
+        ]
+
+    def _score(
+        self, items: Sequence[tuple[Problem, str]], ids: Sequence[str] | None
+    ) -> list[tuple[Outcome, _CodeVerdict]]:
         start = time.monotonic()
         extractions = [extract_code(text) for _p, text in items]
         keys: dict[tuple[str, str], int] = {}
@@ -270,9 +322,9 @@ class Verifier:
                 o.degenerate_penalty = DEGENERATE_PENALTY if o.is_degenerate else 0.0
                 if v.stage == "pass":
                     o.style_penalty, o.style_reasons = style_penalty(ex)
-            outcomes.append(finalize(o))
+            outcomes.append((finalize(o), v))
         per_item_ms = (time.monotonic() - start) * 1000 / max(1, len(items))
-        for o in outcomes:
+        for o, _v in outcomes:
             o.duration_ms = round(per_item_ms, 2)
         return outcomes
 
@@ -373,7 +425,7 @@ class Verifier:
         # in the same directory.
         limit = self.time_limit(problem)
         sig = problem.signature
-        candidate, full, _offset = assemble_candidate(sig, code)
+        candidate, full, offset = assemble_candidate(sig, code)
         w = self._worker()
         self._write_units(w, candidate, problem)
         build = self._compile(w, ["-o", "prog", w.nonce_files[1], "candidate.ml", "tests.ml"])
@@ -393,6 +445,10 @@ class Verifier:
             return self._run_tests(w.work / "prog", problem, full, limit)
         output = build.stdout + build.stderr
         err = first_error(output)
+        if err is not None:
+            where = dict(diagnostic=err.block, diagnostic_file=err.file, code_line_offset=offset)
+            if err.file == "tests.ml" and err.line is not None:
+                where["error_test"] = test_at_line(self.names, [sig.name], list(problem.tests), err.line)
         if err is None:
             # The compiler died without a diagnostic (its own stack or memory limit): we cannot
             # tell whether the code type-checks, so it earns nothing.
@@ -403,7 +459,7 @@ class Verifier:
             )
         if err.file == "candidate.ml":
             if err.kind == "syntax":
-                return _CodeVerdict(stage="syntax_error", error=err.message, full_definition=full)
+                return _CodeVerdict(stage="syntax_error", error=err.message, full_definition=full, **where)
             n = self._count_type_errors(w, candidate, err.line)
             return _CodeVerdict(
                 stage="type_error",
@@ -412,6 +468,7 @@ class Verifier:
                 error=err.message,
                 type_errors=n,
                 full_definition=full,
+                **where,
             )
         if err.file == "tests.ml" and not _LINK_ERROR.search(err.message):
             # The candidate type-checks alone, but its definition does not fit the problem.
@@ -422,6 +479,7 @@ class Verifier:
                 error=f"the answer does not match the problem's signature: {err.message}",
                 type_errors=1,
                 full_definition=full,
+                **where,
             )
         # Type-checked, but the build failed (linking: e.g. a library that is not available).
         return _CodeVerdict(
@@ -430,6 +488,7 @@ class Verifier:
             compile=COMPILE_FAILED_AFTER_TYPECHECK,
             error=err.message,
             full_definition=full,
+            **where,
         )
 
     # -- workers, job directories and the compiler ------------------------------------------------
@@ -623,6 +682,7 @@ class Verifier:
             error=None if stage == "pass" else _first_failure(problem, verdicts, total, startup_error, limit),
             full_definition=full,
             time_limit_s=limit.run_cpu_s,
+            test_verdicts=tuple(verdicts.get(i) for i in range(total)),
         )
 
     def _times_cache(self) -> DiskCache:

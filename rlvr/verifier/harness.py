@@ -110,6 +110,18 @@ def tests_source(names: HarnessNames, function_names: list[str], tests: list[str
     return "\n".join(out) + "\n"
 
 
+def test_at_line(names: HarnessNames, function_names: list[str], tests: list[str], line: int) -> int | None:
+    """The index of the test whose code holds `line` (1-based) of the tests unit, None for the header."""
+    found = None
+    for n, text in enumerate(tests_source(names, function_names, tests).split("\n"), start=1):
+        if n > line:
+            break
+        m = re.match(rf"let \(\) = {names.helper_module}\.run (\d+) ", text)
+        if m:
+            found = int(m.group(1))
+    return found
+
+
 @dataclass
 class TestReport:
     """What one run of the test program reported, read through the nonce."""

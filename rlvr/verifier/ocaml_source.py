@@ -150,6 +150,7 @@ class CompilerError:
     line: int | None
     kind: str  # "syntax" | "type" | "other"
     message: str  # the error text, without the source excerpt
+    block: str = ""  # the whole report as the compiler printed it: location, source excerpt, error
 
 
 _LOC = re.compile(r'^File "([^"]+)", lines? (\d+)')
@@ -166,11 +167,11 @@ def first_error(output: str) -> CompilerError | None:
     for i, text in enumerate(lines):
         if not text.startswith("Error"):
             continue
-        file, line = None, None
+        file, line, loc_at = None, None, i
         for k in range(i - 1, -1, -1):
             loc = _LOC.match(lines[k])
             if loc:
-                file, line = loc.group(1), int(loc.group(2))
+                file, line, loc_at = loc.group(1), int(loc.group(2)), k
                 break
         body = [text]
         for follow in lines[i + 1 :]:
@@ -179,5 +180,6 @@ def first_error(output: str) -> CompilerError | None:
             body.append(follow)
         message = " ".join(s.strip() for s in body)
         kind = "syntax" if _SYNTAX.match(text) else "type"
-        return CompilerError(file, line, kind, message)
+        block = "\n".join(lines[loc_at:i] + body)
+        return CompilerError(file, line, kind, message, block)
     return None
