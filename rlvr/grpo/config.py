@@ -21,6 +21,7 @@ from ..config import (
     weights_dtype,
 )
 from ..envconf import ConfigError, Env
+from ..environment import EnvironmentSettings
 from ..service.config import RemoteConfig
 from ..settings import base_model, default_run_name, run_root
 from ..verifier import VerifierConfig
@@ -84,6 +85,8 @@ class GRPOTrainConfig:
     # VERIFIER_URL: score on reward servers (make reward-server) instead of in this process
     remote_verifier: RemoteConfig = field(default_factory=RemoteConfig)
     judge: JudgeSettings = field(default_factory=JudgeSettings)  # the `judge` reward's model (JUDGE_*)
+    # GRPO_ENVIRONMENT=ocaml: multi-turn episodes with the `check` tool (rlvr.environment, ENV_*)
+    environment: EnvironmentSettings = field(default_factory=EnvironmentSettings)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -157,6 +160,17 @@ class GRPOTrainConfig:
                 "custom rollouts, and vLLM is the GPU's rollout engine"
             )
         verifier = VerifierConfig.from_env(e.env)
+        environment = EnvironmentSettings.from_env(e.env)
+        if environment.enabled and rollout_engine == "llama-server":
+            raise ConfigError(
+                f"GRPO_ENVIRONMENT={environment.name} runs TRL's tool-calling loop, which generates with the "
+                "training model: GRPO_ROLLOUT_ENGINE=transformers (llama-server rollouts are single-turn)"
+            )
+        if environment.enabled and algorithm != "grpo":
+            raise ConfigError(
+                f"GRPO_ENVIRONMENT={environment.name} needs GRPO_ALGORITHM=grpo (TRL's RLOO trainer has no "
+                "environment_factory)"
+            )
         return GRPOTrainConfig(
             profile=profile,
             model=model,
@@ -210,4 +224,5 @@ class GRPOTrainConfig:
             verifier=verifier,
             remote_verifier=RemoteConfig.from_env(e.env),
             judge=judge,
+            environment=environment,
         )

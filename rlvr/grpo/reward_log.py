@@ -43,9 +43,18 @@ class RewardLog:
         self._logged_batches: OrderedDict[int, None] = OrderedDict()
 
     def log_batch(
-        self, batch_key: int, step: int, prompts, problem_ids, texts, outcomes: Sequence[Outcome]
+        self,
+        batch_key: int,
+        step: int,
+        prompts,
+        problem_ids,
+        texts,
+        outcomes: Sequence[Outcome],
+        episodes: Sequence[dict] | None = None,
     ) -> None:
-        """batch_metrics.jsonl and completions.jsonl for a generation batch (once per batch)."""
+        """batch_metrics.jsonl and completions.jsonl for a generation batch (once per batch). `episodes`
+        (multi-turn runs: rlvr.environment.episode_record) add each episode's conversation, tool calls
+        and check cost; the logged reward is then the episode's (the verdict minus the cost)."""
         if self.run is None or batch_key in self._logged_batches:
             return
         self._logged_batches[batch_key] = None
@@ -53,8 +62,14 @@ class RewardLog:
             self._logged_batches.popitem(last=False)
         records = gather(
             [
-                {"problem_id": pid, "prompt": prompt_text(p), "completion": t, "outcome": o.to_dict()}
-                for p, pid, t, o in zip(prompts, problem_ids, texts, outcomes)
+                {
+                    "problem_id": pid,
+                    "prompt": prompt_text(p),
+                    "completion": t,
+                    "outcome": o.to_dict(),
+                    **({"episode": episodes[n]} if episodes is not None else {}),
+                }
+                for n, (p, pid, t, o) in enumerate(zip(prompts, problem_ids, texts, outcomes))
             ]
         )
         if not self.run.main or not records:
@@ -64,20 +79,26 @@ class RewardLog:
         lines = []
         for r in records:
             o = r["outcome"]
-            lines.append(
-                {
-                    "step": step,
-                    "problem_id": r["problem_id"],
-                    "group_index": seen[r["problem_id"]],
-                    "prompt": r["prompt"],
-                    "completion": r["completion"],
-                    "reward": o["total_reward"],
-                    "stage": o["stage"],
-                    "error": o["error"],
-                    "tests_passed": o["tests_passed"],
-                    "tests_total": o["tests_total"],
-                }
-            )
+            line = {
+                "step": step,
+                "problem_id": r["problem_id"],
+                "group_index": seen[r["problem_id"]],
+                "prompt": r["prompt"],
+                "completion": r["completion"],
+                "reward": o["total_reward"],
+                "stage": o["stage"],
+                "error": o["error"],
+                "tests_passed": o["tests_passed"],
+                "tests_total": o["tests_total"],
+            }
+            ep = r.get("episode")
+            if ep is not None:
+                if line["reward"] is not None:
+                    line["reward"] = round(line["reward"] - ep["check_cost"], 6)
+                line.update(
+                    tool_calls=ep["tool_calls"], check_cost=ep["check_cost"], conversation=ep["conversation"]
+                )
+            lines.append(line)
             seen[r["problem_id"]] += 1
         self.run.write("completions.jsonl", *lines)
 
@@ -127,8 +148,27 @@ def batch_metrics(step: int, records: list[dict]) -> dict:
         "partial_tests": sum(1 for o in outcomes if 0 < o["tests_passed"] < o["tests_total"]),
         "reward_histogram": {"edges": HISTOGRAM_EDGES, "counts": counts},
         "infra_errors": stages.get("infra_error", 0),
+        **({"tool_calls": tool_call_summary(records)} if any("episode" in r for r in records) else {}),
         "error_classes": dict(
             Counter(c for o in outcomes if (c := error_class(o["error"])) and o["stage"] != "pass")
         ),
         "logged_at": now_iso(),
+    }
+
+
+def tool_call_summary(records: list[dict]) -> dict:
+    """batch_metrics.jsonl's `tool_calls` for a multi-turn batch: the mean per episode, how many
+    episodes made each number of calls, and the mean episode reward (verdict minus cost) by calls."""
+    counts: Counter[int] = Counter()
+    rewards: dict[int, list[float]] = {}
+    for r in records:
+        ep = r.get("episode") or {"tool_calls": 0, "check_cost": 0.0}
+        n = ep["tool_calls"]
+        counts[n] += 1
+        if r["outcome"]["total_reward"] is not None:
+            rewards.setdefault(n, []).append(r["outcome"]["total_reward"] - ep["check_cost"])
+    return {
+        "mean": sum(n * c for n, c in counts.items()) / max(1, sum(counts.values())),
+        "episodes_by_calls": {str(n): counts[n] for n in sorted(counts)},
+        "reward_by_calls": {str(n): round(sum(v) / len(v), 6) for n, v in sorted(rewards.items())},
     }

@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ..environment import episode_metrics, episode_record, final_answer
 from ..problems import Problem
 from ..runlog import RunDir
 from ..verifier import Outcome, Verifier
@@ -64,8 +65,10 @@ class RewardContext:
         run: RunDir | None = None,
         settings: RewardSettings | None = None,
         judge: Judge | None = None,
+        check_cost: float = 0.0,
     ):
         self.verifier = verifier
+        self.check_cost = check_cost  # ENV_CHECK_COST: taken off an episode's reward per check
         self.judge = judge
         self.problems = {p.id: p for p in problems}
         self.settings = settings or RewardSettings()
@@ -192,15 +195,28 @@ def make_reward_function(
     ) -> list[float | None]:
         if problem_id is None:
             raise KeyError("reward: the dataset has no 'problem_id' column")
-        texts = [completion_text(c) for c in completions]
+        # multi-turn episodes (GRPO_ENVIRONMENT): TRL passes the environments; the answer is the last
+        # ```ocaml block of the model's turns, never a tool's output
+        environments = _columns.get("environments")
+        if environments is not None:
+            texts = [final_answer(c) for c in completions]
+        else:
+            texts = [completion_text(c) for c in completions]
         outcomes = ctx.outcomes(problem_id, texts)
         if scorer is None:
             values = judge_scores(ctx, problem_id, texts, outcomes)
         else:
             values = [scorer(o, t, ctx.settings) for o, t in zip(outcomes, texts)]
+        episodes = None
+        if environments is not None:
+            episodes = [episode_record(c, e, ctx.check_cost) for c, e in zip(completions, environments)]
+            if logs_metrics:  # the cost once per episode, on the run's first reward
+                values = [
+                    None if v is None else round(v - ep["check_cost"], 6) for v, ep in zip(values, episodes)
+                ]
         # The optimizer step these completions train (metrics.jsonl logs that step after the update).
         step = int(getattr(trainer_state, "global_step", 0) or 0) + 1
-        ctx.log.log_batch(id(completions), step, prompts, problem_id, texts, outcomes)
+        ctx.log.log_batch(id(completions), step, prompts, problem_id, texts, outcomes, episodes=episodes)
         ctx.log.log_rewards(name, step, problem_id, outcomes, values)
         if log_extra is not None and logs_metrics:
             log_extra("stage", [o.stage for o in outcomes])
@@ -209,6 +225,9 @@ def make_reward_function(
             log_metric("verifier/pass_rate", sum(o.stage == "pass" for o in outcomes) / n)
             log_metric("verifier/compile_rate", sum(o.stage in COMPILED_STAGES for o in outcomes) / n)
             log_metric("verifier/infra_errors", float(sum(o.stage == "infra_error" for o in outcomes)))
+            if episodes is not None:
+                for key, value in episode_metrics(episodes, values).items():
+                    log_metric(key, value)
         return values
 
     reward.__name__ = name

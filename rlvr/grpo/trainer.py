@@ -72,6 +72,10 @@ def trainer_args(cfg: GRPOTrainConfig, run: RunDir):
     )
     if cfg.vllm_server_url:
         common["vllm_server_base_url"] = cfg.vllm_server_url
+    if cfg.environment.enabled:
+        # one iteration more than the checks allowed: a call past the limit is answered "no checks
+        # left" and the model gets a last turn to answer, instead of ending on an unanswered call
+        common["max_tool_calling_iterations"] = cfg.environment.max_tool_calls + 1
     if cfg.lora.load_in_4bit:
         from transformers import BitsAndBytesConfig
 
@@ -173,6 +177,14 @@ class GRPOJob(TrainingJob):
         return cfg
 
     def prepare(self, cfg: GRPOTrainConfig, model_path: str, tokenizer) -> dict[str, Any]:
+        template_note = None
+        if cfg.environment.enabled:
+            from ..environment import tool_chat_template
+
+            # before the prompts are measured: the tool's schema goes into every system turn
+            template_note = tool_chat_template(tokenizer)
+            if template_note:
+                print(template_note, flush=True)
         self.dataset, self.problems, dropped = build_dataset(cfg, tokenizer)
         if not is_fine_tuned(model_path):
             print(SFT_HINT.format(model=cfg.model), flush=True)
@@ -190,6 +202,7 @@ class GRPOJob(TrainingJob):
             flush=True,
         )
         return {
+            "chat_template": template_note,
             "train_problems": len(self.problems),
             "prompts_dropped_too_long": dropped,
             "time_limits_derived": derived,
@@ -205,12 +218,24 @@ class GRPOJob(TrainingJob):
 
         if any(spec.partition(":")[0] == JUDGE for spec in cfg.rewards):
             self.judge = Judge(cfg.judge)
-        ctx = RewardContext(self.verifier, self.problems, run, cfg.reward_settings, judge=self.judge)
+        env = cfg.environment
+        ctx = RewardContext(
+            self.verifier,
+            self.problems,
+            run,
+            cfg.reward_settings,
+            judge=self.judge,
+            check_cost=env.check_cost if env.enabled else 0.0,
+        )
         funcs, weights = build_reward_functions(cfg.rewards, ctx)
         args = trainer_args(cfg, run)
         args.reward_weights = weights
         self.rollout = llama_rollout(cfg, run)
-        extra = {} if self.rollout is None else {"rollout_func": self.rollout}
+        extra: dict[str, Any] = {} if self.rollout is None else {"rollout_func": self.rollout}
+        if env.enabled:
+            from ..environment import Checker, environment_factory
+
+            extra["environment_factory"] = environment_factory(Checker(self.verifier, self.problems, env))
         trainer = make_trainer_class(cfg.algorithm)(
             # an SFT/GRPO LoRA adapter directory is merged into its base in memory; a new LoRA trains on top
             model=model_for_training(model_path, weights_dtype(cfg.profile, cfg.bf16)),
