@@ -49,17 +49,20 @@ def build_messages(
     return messages
 
 
-def render(tokenizer, messages: list[dict[str, str]]) -> str:
-    """The text the model sees for `messages` (its chat template, with the generation prompt)."""
+def render(tokenizer, messages: list[dict[str, str]], tools: list | None = None) -> str:
+    """The text the model sees for `messages` (its chat template, with the generation prompt; with
+    `tools`, their schema as the template renders it)."""
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return tokenizer.apply_chat_template(
+            messages, tools=tools, tokenize=False, add_generation_prompt=True
+        )
     # A tokenizer without a chat template (tiny test models): a plain, explicit layout.
     parts = [f"{m['role'].upper()}:\n{m['content']}\n" for m in messages]
     return "\n".join(parts) + "\nASSISTANT:\n"
 
 
-def prompt_token_count(tokenizer, messages: list[dict[str, str]]) -> int:
-    return len(tokenizer(render(tokenizer, messages), add_special_tokens=False)["input_ids"])
+def prompt_token_count(tokenizer, messages: list[dict[str, str]], tools: list | None = None) -> int:
+    return len(tokenizer(render(tokenizer, messages, tools), add_special_tokens=False)["input_ids"])
 
 
 def pick_few_shot(train: Sequence[Problem], n: int, exclude_id: str | None = None) -> list[Problem]:

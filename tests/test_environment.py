@@ -265,6 +265,13 @@ def test_settings_are_read_from_the_environment_variables():
     assert not EnvironmentSettings.from_env({}).enabled
 
 
+def test_the_tool_schema_raises_the_cpu_prompt_budget():
+    """The schema and the hint add ~310 tokens: the cpu default of 512 would drop most bundled prompts."""
+    on = GRPOTrainConfig.from_env({"GRPO_ENVIRONMENT": "ocaml"}, cuda=False, cpu_bf16=False)
+    off = GRPOTrainConfig.from_env({}, cuda=False, cpu_bf16=False)
+    assert (on.max_prompt_length, off.max_prompt_length) == (1024, 512)
+
+
 @pytest.mark.parametrize(
     "env, named",
     [

@@ -147,6 +147,7 @@ class GRPOTrainConfig:
                 "GRPO_MERGE_LORA_FOR_GENERATION=1 needs LoRA on float32 weights (the cpu profile, no 4-bit): "
                 "merging into bfloat16 weights and back rounds them at every step"
             )
+        environment = EnvironmentSettings.from_env(e.env)
         rollout_engine = e.choice("GRPO_ROLLOUT_ENGINE", "transformers", ROLLOUT_ENGINES)
         algorithm = e.choice("GRPO_ALGORITHM", "grpo", ALGORITHMS)
         if rollout_engine == "llama-server" and lora.load_in_4bit:
@@ -160,7 +161,6 @@ class GRPOTrainConfig:
                 "custom rollouts, and vLLM is the GPU's rollout engine"
             )
         verifier = VerifierConfig.from_env(e.env)
-        environment = EnvironmentSettings.from_env(e.env)
         if environment.enabled and rollout_engine == "llama-server":
             raise ConfigError(
                 f"GRPO_ENVIRONMENT={environment.name} runs TRL's tool-calling loop, which generates with the "
@@ -189,7 +189,10 @@ class GRPOTrainConfig:
             top_p=e.float("GRPO_TOP_P", 1.0, 0.0, 1.0),
             # cpu: 256 tokens hold 85% of the reference solutions whole (160: 64%; a cut answer never parses)
             max_completion_length=e.int("GRPO_MAX_COMPLETION_LENGTH", 512 if gpu else 256, minimum=8),
-            max_prompt_length=e.int("GRPO_MAX_PROMPT_LENGTH", 1024 if gpu else 512, minimum=16),
+            # the environment's tool schema and hint add ~310 tokens to every prompt (doc/environment.md)
+            max_prompt_length=e.int(
+                "GRPO_MAX_PROMPT_LENGTH", 1024 if gpu or environment.enabled else 512, minimum=16
+            ),
             beta=e.float("GRPO_BETA", 0.0, 0.0, 10.0),
             scale_rewards=e.choice("GRPO_SCALE_REWARDS", "group", ("group", "batch", "none")),
             logging_steps=e.int("GRPO_LOGGING_STEPS", 1, minimum=1),

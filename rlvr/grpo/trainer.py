@@ -36,9 +36,15 @@ def build_dataset(cfg: GRPOTrainConfig, tokenizer):
     if not problems:
         raise DataError(f"{cfg.dataset}: no problems in the train split")
     rows, too_long = [], 0
+    tools, hint = None, ""
+    if cfg.environment.enabled:  # measured as the model will see it: the tool's schema and reset()'s hint
+        from ..environment import OCamlEnvironment, tool_hint
+
+        tools, hint = [OCamlEnvironment.check], tool_hint(cfg.environment.feedback)
     for p in curriculum.order(problems, cfg.curriculum):
         messages = build_messages(p, pick_few_shot(problems, cfg.few_shot, exclude_id=p.id))
-        if prompt_token_count(tokenizer, messages) > cfg.max_prompt_length:
+        measured = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + hint}]
+        if prompt_token_count(tokenizer, measured, tools) > cfg.max_prompt_length:
             too_long += 1
             continue
         rows.append({"prompt": messages, "problem_id": p.id})

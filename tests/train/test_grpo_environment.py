@@ -21,7 +21,7 @@ def env_run(tiny_model, tmp_path_factory):
     problems = base / "problems.jsonl"
     problems.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS))
     env = train_env(
-        tiny_model, problems, base / "runs", GRPO_ENVIRONMENT="ocaml", GRPO_MAX_PROMPT_LENGTH="1024"
+        tiny_model, problems, base / "runs", GRPO_ENVIRONMENT="ocaml"
     )
     proc = run_module("rlvr.train", env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
