@@ -60,12 +60,12 @@ sft-train: ## supervised fine-tuning on reference solutions, in the background (
 	@scripts/bootstrap.sh core
 	@$(PY) -m rlvr.launch start sft
 
-eval: ## evaluate: make eval model=<HF id|dir|adapter dir|bundled> [data=...] [n=...] [k=1,5,10] [limit=...] [backend=server|llama-server]; make eval resume=<run> continues an interrupted one
+eval: ## evaluate: make eval model=<HF id|dir|adapter dir|bundled> [data=...] [n=...] [k=1,5,10] [limit=...] [backend=server|llama-server] [repair=N]; make eval resume=<run> continues an interrupted one
 	@scripts/bootstrap.sh core
 	@$(LLAMA_IF_NEEDED)
 	$(PY) -m eval.run $(if $(model),--model "$(model)",) $(if $(data),--data "$(data)",) $(if $(n),--n "$(n)",) \
 	  $(if $(k),--k "$(k)",) $(if $(limit),--limit "$(limit)",) $(if $(backend),--backend "$(backend)",) \
-	  $(if $(resume),--resume "$(resume)",)
+	  $(if $(resume),--resume "$(resume)",) $(if $(repair),--repair "$(repair)",)
 
 eval-compare: ## compare two eval runs: make eval-compare a=<run> b=<run>
 	@test -n "$(a)" -a -n "$(b)" || { echo "usage: make eval-compare a=<run dir or name> b=<run dir or name>" >&2; exit 2; }

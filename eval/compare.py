@@ -26,6 +26,7 @@ from rlvr.verifier import STAGES
 
 from .metrics import ROW_VALUES, is_scored, majority_stage, per_problem_values, summarize
 from .outputs import LoadedRun, RunNotFound, load_run, write_json
+from .repair import compare_curves
 from .report import render_compare
 from .stats import paired_bootstrap, ratio_interval
 
@@ -167,6 +168,7 @@ def compare(a: LoadedRun, b: LoadedRun) -> dict[str, Any]:
         "regressed": regressed,
         "transition_stages": [s for s in STAGES if s in used],
         "transitions": {s: dict(row) for s, row in transitions.items()},
+        "repair": compare_curves(a, b, common),
         "metrics_a": {k: v for k, v in ma.items() if k != "per_problem"},
         "metrics_b": {k: v for k, v in mb.items() if k != "per_problem"},
     }
@@ -229,6 +231,25 @@ def format_table(c: dict[str, Any]) -> str:
         lines.append(
             f"mean reward B / A: {ratio['estimate']:.2f}x, 95% interval [{ratio['low']:.2f}x, {ratio['high']:.2f}x]"
         )
+    repair = c.get("repair")
+    if repair and repair.get("note"):
+        lines += ["", f"self-repair: {repair['note']}"]
+    elif repair:
+        lines += [
+            "",
+            f"self-repair curves (feedback A: {repair['feedback']['a']}, B: {repair['feedback']['b']})",
+        ]
+        lines.append(
+            f"{'repairs':<9}{'pass@1 A':>10}{'B':>8}{'B - A':>9}  95% interval{'reward A':>14}{'B':>8}{'B - A':>9}"
+        )
+        for p in repair["curve"]:
+            p1, mr = p["pass@1"], p["mean_reward"]
+            lines.append(
+                f"{p['repairs']:<9}{_cell(p1['a'], 'rate'):>10}{_cell(p1['b'], 'rate'):>8}"
+                f"{_cell(p1['delta'], 'rate', True):>9}  [{_cell(p1['delta_interval'][0], 'rate', True)}, "
+                f"{_cell(p1['delta_interval'][1], 'rate', True)}]{_cell(mr['a'], 'value'):>10}"
+                f"{_cell(mr['b'], 'value'):>8}{_cell(mr['delta'], 'value', True):>9}"
+            )
     stages = c["transition_stages"]
     if stages:
         lines.append("")

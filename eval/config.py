@@ -48,6 +48,7 @@ FLAGS: dict[str, str] = {
     "output_dir": "EVAL_OUTPUT_DIR",
     "run_name": "EVAL_RUN_NAME",
     "resume": "EVAL_RESUME",
+    "repair": "EVAL_REPAIR",
 }
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -80,6 +81,7 @@ class EvalConfig:
     output_dir: str
     run_name: str | None
     resume: str | None = None  # an interrupted run to continue (eval/resume.py)
+    repair: int = 0  # self-repair rounds after a failing answer (eval/repair.py); 0 = single-turn
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -152,6 +154,7 @@ def _parse(e: Env, explicit_k: bool) -> EvalConfig:
         output_dir=run_root("eval", e),
         run_name=run_name,
         resume=e.str("EVAL_RESUME", None),
+        repair=e.int("EVAL_REPAIR", 0, minimum=0),
     )
 
 

@@ -18,6 +18,7 @@ from rlvr.runlog import JsonlFile, clean
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
 REPORT = "report.html"
+REPAIRS = "repairs.jsonl"
 
 
 class RunNotFound(FileNotFoundError):
@@ -53,6 +54,7 @@ class EvalRunDir:
     def __init__(self, path: Path):
         self.path = path
         self.results = JsonlFile(path / RESULTS)
+        self._repairs: JsonlFile | None = None  # repairs.jsonl, opened on the first repair row
 
     @staticmethod
     def create(root: str | Path, tag: str, name: str | None = None) -> EvalRunDir:
@@ -76,6 +78,12 @@ class EvalRunDir:
     def append(self, rows: list[dict[str, Any]]) -> None:
         self.results.write(*rows)
 
+    def append_repairs(self, rows: list[dict[str, Any]]) -> None:
+        """repairs.jsonl: the self-repair turns (eval/repair.py)."""
+        if self._repairs is None:
+            self._repairs = JsonlFile(self.path / REPAIRS)
+        self._repairs.write(*rows)
+
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json(self.path / SUMMARY, summary)
 
@@ -84,6 +92,8 @@ class EvalRunDir:
 
     def close(self) -> None:
         self.results.close()
+        if self._repairs is not None:
+            self._repairs.close()
 
 
 @dataclass

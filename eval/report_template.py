@@ -67,6 +67,32 @@ RUN_TEMPLATE = (
 {% endfor %}
 </table>
 
+{% if summary.repair %}
+<h2>Self-repair ({{ summary.repair.max_repairs }} rounds, feedback: {{ summary.repair.feedback }})</h2>
+<p class="muted">After a failing answer the model read the check's verdict on it (the compiler's error, or which of
+the prompt's examples failed; never the hidden tests) and tried again. After k repairs each sample counts with its
+latest answer; intervals are 95% bootstrap over problems.</p>
+<table>
+<tr><th class="r">repairs</th><th class="r">pass@1</th><th>95% CI</th><th class="r">mean reward</th><th>95% CI</th>
+<th class="r">samples repaired</th><th class="r">newly passing</th><th></th></tr>
+{% for c in summary.repair.curve %}
+<tr><td class="r">{{ c.repairs }}</td><td class="r">{{ c["pass@1"] | pct }}</td>
+<td class="muted">{% if c["pass@1_ci"] %}{{ c["pass@1_ci"][0] | pct }} – {{ c["pass@1_ci"][1] | pct }}{% endif %}</td>
+<td class="r">{{ c.mean_reward | num }}</td>
+<td class="muted">{% if c.mean_reward_ci %}{{ c.mean_reward_ci[0] | num }} – {{ c.mean_reward_ci[1] | num }}{% endif %}</td>
+<td class="r">{{ c.samples_repaired }}</td><td class="r">{{ c.newly_passing }}</td>
+<td><div class="bar"><i style="width: {{ '%.2f' % (100 * (c["pass@1"] or 0)) }}%; background: #2e7dba"></i></div></td></tr>
+{% endfor %}
+</table>
+<h3>Funnel after each round</h3>
+<table>
+<tr><th class="r">repairs</th>{% for f in summary.repair.curve[0].funnel %}<th class="r">{{ f.level }}</th>{% endfor %}</tr>
+{% for c in summary.repair.curve %}
+<tr><td class="r">{{ c.repairs }}</td>{% for f in c.funnel %}<td class="r">{{ f.reached }} ({{ f.rate | pct }})</td>{% endfor %}</tr>
+{% endfor %}
+</table>
+{% endif %}
+
 <h2>Final stage of each sample</h2>
 <table>
 <tr><th>stage</th><th class="r">samples</th><th></th></tr>

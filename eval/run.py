@@ -40,6 +40,7 @@ from .backends.server import ServerError
 from .config import FLAGS, EvalConfig
 from .metrics import summarize
 from .outputs import EvalRunDir, LoadedRun, model_tag
+from .repair import curve, repair_batch
 from .report import render_report
 from .resume import Resumed
 from .reuse import problems_digest
@@ -162,6 +163,12 @@ class Evaluation:
         self.t0 = time.monotonic()
         self.meta = problem_records(problems, invalid)
         self.static = {"versions": versions(), "git_commit": git_commit(REPO)}
+        self.repair_rows: list[dict[str, Any]] = []
+        self.checker = None
+        if cfg.repair:
+            from rlvr.environment import Checker, EnvironmentSettings
+
+            self.checker = Checker(verifier, self.valid, EnvironmentSettings.from_env(os.environ))
 
     def execute(self) -> None:
         """Generate and score every valid problem, batch by batch; raises what stopped it."""
@@ -183,6 +190,9 @@ class Evaluation:
                     self.timing["generate_s"] += time.monotonic() - t
                     if pending is not None:
                         pending.result()
+                    if self.cfg.repair:  # repairs generate too: no overlap with the next batch
+                        self._repair_batch(chunk, self._score_batch(chunk, generations), start)
+                        continue
                     pending = scorer.submit(self._score_batch, chunk, generations)
                 if pending is not None:
                     pending.result()
@@ -191,7 +201,7 @@ class Evaluation:
                     with contextlib.suppress(Exception):
                         pending.result()
 
-    def _score_batch(self, chunk: list[Problem], generations: list[list[Generation]]) -> None:
+    def _score_batch(self, chunk: list[Problem], generations: list[list[Generation]]) -> list[dict[str, Any]]:
         t = time.monotonic()
         items = [(p, apply_stop_tokens(p, g.text)) for p, gs in zip(chunk, generations) for g in gs]
         outcomes = self.verifier.score_batch(items, ids=[p.id for p, _ in items])
@@ -211,6 +221,39 @@ class Evaluation:
             + f" | generate {self.timing['generate_s']:.1f} s, score {self.timing['score_s']:.1f} s",
             flush=True,
         )
+        return rows
+
+    def _score_rows(self, problem: Problem, generations: list[Generation]) -> list[dict[str, Any]]:
+        items = [(problem, apply_stop_tokens(problem, g.text)) for g in generations]
+        return sample_rows(
+            problem, generations, self.verifier.score_batch(items, ids=[problem.id] * len(items))
+        )
+
+    def _repair_batch(self, chunk: list[Problem], rows: list[dict[str, Any]], start: int) -> None:
+        """Up to cfg.repair repair turns for the batch's failing answers (eval/repair.py)."""
+
+        def generate(conversations, seed):
+            t = time.monotonic()
+            out = self.backend.generate(conversations, 1, seed=seed)
+            self.timing["generate_s"] += time.monotonic() - t
+            return out
+
+        repairs = repair_batch(
+            chunk,
+            rows,
+            {p.id: build_messages(p) for p in chunk},
+            self.cfg.repair,
+            generate,
+            self._score_rows,
+            self.checker,
+            seed=self.cfg.seed + start * self.cfg.n,
+        )
+        if repairs:
+            self.run.append_repairs(repairs)
+            self.repair_rows.extend(repairs)
+        summary = self.write_summary("running")
+        last = summary["repair"]["curve"][-1]
+        print(f"  after {self.cfg.repair} repairs: pass@1 {_fmt(last.get('pass@1'))}", flush=True)
 
     def summary(self, status: str, error: str | None = None) -> dict[str, Any]:
         metrics = summarize(
@@ -256,6 +299,7 @@ class Evaluation:
             "pass_at_k": {f"pass@{k}": metrics.get(f"pass@{k}") for k in self.cfg.ks},
             "mean_reward": metrics["mean_reward"],
             "metrics": metrics,
+            **({"repair": self.repair_summary()} if self.cfg.repair else {}),
             "invalid_problems": [{"id": pid, "reason": why} for pid, why in self.invalid.items()],
             "problems": self.meta,
             "timing": {
@@ -265,6 +309,14 @@ class Evaluation:
                 "tokens_per_generate_s": round(tokens / gen, 2) if gen else None,
                 "samples_per_s": round(len(self.rows) / wall, 3) if wall else None,
             },
+        }
+
+    def repair_summary(self) -> dict[str, Any]:
+        return {
+            "max_repairs": self.cfg.repair,
+            "feedback": self.checker.settings.feedback,
+            "repair_rows": len(self.repair_rows),
+            "curve": curve(self.rows, self.repair_rows, self.cfg.repair, [p.id for p in self.valid]),
         }
 
     def write_summary(self, status: str, error: str | None = None) -> dict[str, Any]:
@@ -328,6 +380,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "output_dir": "where run directories go (default eval_runs)",
         "run_name": "run directory name (default <model-tag>_<time>)",
         "resume": "continue an interrupted run (its directory or name); its recorded settings win",
+        "repair": "self-repair rounds: after a failing answer, show the model the check's verdict (compiler "
+        "error or visible examples, ENV_FEEDBACK; never the hidden tests) and let it retry (default 0)",
     }
     for key in FLAGS:
         ap.add_argument(
@@ -343,6 +397,11 @@ def main(argv: list[str] | None = None) -> int:
         resume_path, resume_summary = None, None
         if cfg.resume:
             cfg, resume_path, resume_summary = resume.open_run(cfg)
+            if cfg.repair:
+                raise ConfigError(
+                    f"{resume_path}: a self-repair run (EVAL_REPAIR={cfg.repair}) cannot be resumed: its "
+                    "repair turns of the interrupted batch are not whole; start it again"
+                )
         problems, load = load_eval_problems(cfg)
         if resume_path is not None:
             resume.check_same_problems(resume_path, resume_summary, problems_digest(problems))
