@@ -140,6 +140,10 @@ def completions(
     q: Annotated[str | None, Query(max_length=200)] = None,
     page: Annotated[int, Query(ge=0)] = 0,
     page_size: Annotated[int, Query(ge=1, le=100)] = 10,
+    tool_calls: Annotated[
+        int | None, Query(ge=0, description="episodes with exactly this many tool calls")
+    ] = None,
+    tool_calls_min: Annotated[int | None, Query(ge=0, description="episodes with at least this many")] = None,
 ) -> Response:
     """A page of completion groups (newest first) matching the filters."""
     name, index = _completions(reg, kind, run)
@@ -154,6 +158,8 @@ def completions(
         q=q or None,
         page=page,
         page_size=page_size,
+        tool_calls=tool_calls,
+        tool_calls_min=tool_calls_min,
     )
     result["run"] = name
     result["pos"] = {

@@ -1,7 +1,9 @@
 """An index of ``completions.jsonl``: one compact row per line, grouped by (step, problem).
 
 Each row holds the line's byte offset and length plus the few fields the browser
-filters on (step, problem id, group index, reward, stage).  Text stays on disk:
+filters on (step, problem id, group index, reward, stage, and for multi-turn episodes the number
+of tool calls: a top-level integer, never the nested ``tool_calls`` lists of the conversation, whose
+value is not a scalar).  Text stays on disk:
 a page of groups is served by reading just its lines with ``pread``.
 
 The index is built *backwards* from the end of the file: the newest chunk by a
@@ -44,12 +46,15 @@ BACK_CHUNK = 4 << 20
 SEARCH_SOFT_S = 0.3
 SEARCH_HARD_S = 2.0
 _FIELD_RE = re.compile(
-    rb'"(step|problem_id|group_index|reward|stage)"\s*:\s*'
+    rb'"(step|problem_id|group_index|reward|stage|tool_calls)"\s*:\s*'
     rb'("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|null|NaN|-?Infinity|true|false)'
 )
 _HEAD = 320
 _TAIL = 900
 TEXT_FIELDS = ("prompt", "completion", "error", "problem_id")
+# every line has these; `tool_calls` only episodes do (rlvr.grpo.reward_log)
+_BASE = {b"step", b"problem_id", b"group_index", b"reward", b"stage"}
+_CONVERSATION = b'"conversation": ['  # json.dumps' separator; inside a string the quote would be escaped
 
 
 def _extract(raw: bytes) -> dict[bytes, bytes] | None:
@@ -58,13 +63,20 @@ def _extract(raw: bytes) -> dict[bytes, bytes] | None:
         raw = raw.strip()
         if not raw.startswith(b"{"):
             return None
-    if len(raw) <= _HEAD + _TAIL:
+    cut = raw.find(_CONVERSATION)
+    if cut > 0:
+        # an episode: the conversation comes last and holds the model's own tool-call arguments, which
+        # may use any key (a forged "stage", "tool_calls"): read only what is before it, first match wins
+        found = {}
+        for k, v in _FIELD_RE.findall(raw, 0, cut):
+            found.setdefault(k, v)
+    elif len(raw) <= _HEAD + _TAIL:
         found = dict(_FIELD_RE.findall(raw))
     else:
         found = dict(_FIELD_RE.findall(raw, 0, _HEAD))
-        if len(found) < 5:
+        if not found.keys() >= _BASE:
             found.update((k, v) for k, v in _FIELD_RE.findall(raw, len(raw) - _TAIL) if k not in found)
-        if len(found) < 5:
+        if not found.keys() >= _BASE:
             found = dict(_FIELD_RE.findall(raw))
     if not raw.rstrip().endswith(b"}"):
         return None
@@ -106,6 +118,7 @@ class Rows:
     gidx: array = field(default_factory=lambda: array("l"))
     reward: array = field(default_factory=lambda: array("d"))
     stage: array = field(default_factory=lambda: array("b"))
+    calls: array = field(default_factory=lambda: array("l"))  # tool calls of an episode; -1: single-turn
 
     def __len__(self) -> int:
         return len(self.offset)
@@ -150,12 +163,13 @@ def index_line(rows: Rows, codes: Codes, off: int, length: int, raw: bytes) -> b
         obj = parse_line(raw)
         if obj is None:
             return False
-        step, pid, gi, rew, stage = (
+        step, pid, gi, rew, stage, calls = (
             obj.get("step"),
             obj.get("problem_id"),
             obj.get("group_index"),
             obj.get("reward"),
             obj.get("stage"),
+            obj.get("tool_calls"),
         )
     else:
         step = _json_scalar(found.get(b"step"))
@@ -163,6 +177,7 @@ def index_line(rows: Rows, codes: Codes, off: int, length: int, raw: bytes) -> b
         gi = _json_scalar(found.get(b"group_index"))
         rew = _json_scalar(found.get(b"reward"))
         stage = _json_scalar(found.get(b"stage"))
+        calls = _json_scalar(found.get(b"tool_calls"))
     rows.offset.append(off)
     rows.length.append(length)
     rows.step.append(
@@ -176,6 +191,7 @@ def index_line(rows: Rows, codes: Codes, off: int, length: int, raw: bytes) -> b
         float(rew) if isinstance(rew, (int, float)) and not isinstance(rew, bool) else math.nan
     )
     rows.stage.append(codes.stage(stage))
+    rows.calls.append(calls if isinstance(calls, int) and not isinstance(calls, bool) and calls >= 0 else -1)
     return True
 
 
@@ -258,6 +274,7 @@ class Snapshot:
     gidx: np.ndarray
     reward: np.ndarray
     stage: np.ndarray
+    calls: np.ndarray
     key: np.ndarray
     complete: bool
     partial_step: int | None
@@ -372,7 +389,7 @@ class CompletionsIndex:
             problem_map.extend(self.codes.problem(n) for n in item.problems)
             stage_map.extend(self.codes.stage(n) for n in item.stages)
             rows, b = item.rows, self.back
-            for name in ("offset", "length", "step", "gidx", "reward"):
+            for name in ("offset", "length", "step", "gidx", "reward", "calls"):
                 getattr(b, name).extend(getattr(rows, name))
             if len(rows):
                 fixed = len(STAGES) + 1
@@ -472,6 +489,7 @@ class CompletionsIndex:
                 gidx=cat("gidx", np.dtype("l")),
                 reward=cat("reward", np.float64),
                 stage=cat("stage", np.int8),
+                calls=cat("calls", np.dtype("l")),
                 key=key,
                 complete=self.back_done,
                 partial_step=partial,
@@ -496,6 +514,10 @@ class CompletionsIndex:
             "stages": {stage_names[i]: int(c) for i, c in enumerate(counts) if c},
             "problems": sorted(problems[i] for i in used[:5000]),
             "n_problems": len(used),
+            # episodes by number of tool calls ({} for a single-turn run)
+            "tool_calls": {
+                str(n): int(c) for n, c in zip(*np.unique(snap.calls[snap.calls >= 0], return_counts=True))
+            },
         }
 
     def _read_row(self, snap: Snapshot, i: int, mm: Any) -> dict[str, Any] | None:
@@ -515,6 +537,8 @@ class CompletionsIndex:
         q: str | None = None,
         page: int = 0,
         page_size: int = 10,
+        tool_calls: int | None = None,
+        tool_calls_min: int | None = None,
     ) -> dict[str, Any]:
         """One page of groups (newest step first) whose completions match the filters.
 
@@ -547,6 +571,10 @@ class CompletionsIndex:
             mask &= snap.step >= step_min
         if step_max is not None:
             mask &= snap.step <= step_max
+        if tool_calls is not None:
+            mask &= snap.calls == tool_calls
+        if tool_calls_min is not None:
+            mask &= snap.calls >= tool_calls_min
         keys = np.unique(snap.key[mask])[::-1]
         page = max(0, page)
         page_size = max(1, min(page_size, 100))
@@ -559,7 +587,17 @@ class CompletionsIndex:
                 keys,
                 q,
                 (page + 1) * page_size,
-                (stages, reward_min, reward_max, problem, step, step_min, step_max),
+                (
+                    stages,
+                    reward_min,
+                    reward_max,
+                    problem,
+                    step,
+                    step_min,
+                    step_max,
+                    tool_calls,
+                    tool_calls_min,
+                ),
             )
             total = len(found)
             page_keys = found[page * page_size : (page + 1) * page_size]

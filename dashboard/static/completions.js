@@ -17,7 +17,7 @@ const state = {
   indexTimer: null,
   liveTimer: null,
   reqSeq: 0,
-  f: { stages: new Set(), rmin: "", rmax: "", step: "", problem: "", q: "", page: 0, pageSize: 10, layout: "cols" },
+  f: { stages: new Set(), rmin: "", rmax: "", step: "", problem: "", q: "", calls: "", page: 0, pageSize: 10, layout: "cols" },
 };
 
 function readFiltersFromUrl() {
@@ -29,6 +29,7 @@ function readFiltersFromUrl() {
   f.step = p.get("step") || "";
   f.problem = p.get("problem") || "";
   f.q = p.get("q") || "";
+  f.calls = p.get("tool_calls_min") ? `${p.get("tool_calls_min")}+` : (p.get("tool_calls") || "");
   f.page = Math.max(0, parseInt(p.get("page") || "1", 10) - 1) || 0;
   f.layout = p.get("layout") === "rows" ? "rows" : "cols";
   $("#f-rmin").value = f.rmin;
@@ -49,6 +50,8 @@ function writeFiltersToUrl() {
     step: f.step || null,
     problem: f.problem || null,
     q: f.q || null,
+    tool_calls: f.calls && !f.calls.endsWith("+") ? f.calls : null,
+    tool_calls_min: f.calls.endsWith("+") ? f.calls.slice(0, -1) : null,
     page: f.page ? String(f.page + 1) : null,
     layout: f.layout === "rows" ? "rows" : null,
   });
@@ -56,7 +59,7 @@ function writeFiltersToUrl() {
 
 function filtersActive() {
   const f = state.f;
-  return f.stages.size || f.rmin !== "" || f.rmax !== "" || f.step !== "" || f.problem || f.q;
+  return f.stages.size || f.rmin !== "" || f.rmax !== "" || f.step !== "" || f.problem || f.q || f.calls;
 }
 
 function queryString() {
@@ -68,6 +71,8 @@ function queryString() {
   if (f.step !== "") q.set("step", f.step);
   if (f.problem) q.set("problem", f.problem);
   if (f.q) q.set("q", f.q);
+  if (f.calls.endsWith("+")) q.set("tool_calls_min", f.calls.slice(0, -1));
+  else if (f.calls) q.set("tool_calls", f.calls);
   q.set("page", String(f.page));
   q.set("page_size", String(f.pageSize));
   return q.toString();
@@ -105,6 +110,14 @@ function renderFacets() {
   for (const p of fc.problems || []) dl.append(el("option", { value: p }));
   const step = $("#f-step");
   if (isNum(fc.step_min)) { step.min = fc.step_min; step.max = fc.step_max; step.placeholder = `${fc.step_min}–${fc.step_max}`; }
+  // episodes of a multi-turn run (GRPO_ENVIRONMENT): filter by number of tool calls
+  const calls = fc.tool_calls || {};
+  const box = $("#f-calls-box");
+  box.classList.toggle("hidden", Object.keys(calls).length === 0);
+  const sel = clear($("#f-calls"));
+  sel.append(el("option", { value: "", text: "any" }), el("option", { value: "1+", text: "at least one" }));
+  for (const n of Object.keys(calls).sort((a, b) => a - b)) sel.append(el("option", { value: n, text: `${n} (${fmtNum(calls[n])})` }));
+  sel.value = state.f.calls;
   renderChips();
 }
 
@@ -152,6 +165,11 @@ function renderMember(c, dimUnmatched) {
       el("span", { class: "t", text: tests }),
       el("span", { class: "r", title: "reward", text: `r = ${fmtNum(c.reward, 3)}` })),
   );
+  if (Array.isArray(c.conversation)) {
+    node.querySelector(".member-head").append(el("span", { class: "calls", text: `${c.tool_calls ?? 0} tool call${c.tool_calls === 1 ? "" : "s"}` }));
+    node.append(renderConversation(c.conversation));
+    node.append(el("div", { class: "turn-label", text: `final answer${c.check_cost ? ` (reward after ${fmtNum(c.check_cost, 2)} for checks)` : ""}` }));
+  }
   const body = codeBlock(c.completion);
   body.classList.add("completion");
   if (!c.completion) body.append(el("span", { class: "tk-com", text: "(empty completion)" }));
@@ -159,6 +177,30 @@ function renderMember(c, dimUnmatched) {
   const err = c.error;
   node.append(el("pre", { class: err ? "err" : "err none", text: err ? String(err) : "no compiler error" }));
   return node;
+}
+
+// An episode turn by turn: the model's text and tool calls (their code highlighted), then each tool's
+// result as the model read it. Everything is text nodes: model output never becomes markup.
+function renderConversation(turns) {
+  const box = el("div", { class: "conversation" });
+  turns.forEach((t, i) => {
+    if (!t || typeof t !== "object") return;
+    if (t.role === "tool") {
+      box.append(el("div", { class: "turn-label", text: `tool result${t.name ? ` (${t.name})` : ""}` }),
+        el("pre", { class: "tool-result", text: typeof t.content === "string" ? t.content : JSON.stringify(t.content) }));
+      return;
+    }
+    box.append(el("div", { class: "turn-label", text: `model, turn ${i + 1}` }));
+    if (t.content) box.append(el("pre", { class: "turn-text", text: String(t.content) }));
+    for (const call of Array.isArray(t.tool_calls) ? t.tool_calls : []) {
+      const args = call && typeof call.arguments === "object" && call.arguments ? call.arguments : {};
+      box.append(el("div", { class: "tool-call", text: `calls ${call && call.name ? call.name : "?"}(${Object.keys(args).join(", ")})` }));
+      if (typeof args.code === "string") box.append(codeBlock(args.code));
+      const rest = Object.fromEntries(Object.entries(args).filter(([k]) => k !== "code"));
+      if (Object.keys(rest).length) box.append(el("pre", { class: "turn-text", text: JSON.stringify(rest) }));
+    }
+  });
+  return box;
 }
 
 function renderGroups() {
@@ -310,10 +352,12 @@ async function init() {
     runQuery();
   }, 350);
   for (const id of ["#f-rmin", "#f-rmax", "#f-step", "#f-problem", "#f-q"]) $(id).addEventListener("input", onInput);
+  $("#f-calls").addEventListener("change", () => { state.f.calls = $("#f-calls").value; state.f.page = 0; runQuery(); });
   $("#filters").addEventListener("submit", (e) => e.preventDefault());
   $("#f-layout").addEventListener("change", () => { state.f.layout = $("#f-layout").value; writeFiltersToUrl(); renderGroups(); });
   $("#f-reset").addEventListener("click", () => {
-    Object.assign(state.f, { stages: new Set(), rmin: "", rmax: "", step: "", problem: "", q: "", page: 0 });
+    Object.assign(state.f, { stages: new Set(), rmin: "", rmax: "", step: "", problem: "", q: "", calls: "", page: 0 });
+    $("#f-calls").value = "";
     for (const id of ["#f-rmin", "#f-rmax", "#f-step", "#f-problem", "#f-q"]) $(id).value = "";
     renderChips();
     runQuery();

@@ -206,6 +206,24 @@ def test_completions_endpoint_filters_and_pages(client: TestClient, dirs, make_r
     assert client.get("/api/grpo/runs/r1/completions", params={"reward_min": 0.15}).json()["total"] == 4
 
 
+def test_completions_endpoint_filters_episodes_by_tool_calls(
+    client: TestClient, dirs, make_run, write_lines
+) -> None:
+    run = make_run(dirs[0], "r1")
+    rows = [
+        {"step": 1, "problem_id": "p", "group_index": g, "completion": "x", "stage": "pass", "reward": 1.0,
+         "tool_calls": g, "check_cost": 0.02 * g, "conversation": [{"role": "assistant", "content": "x"}]}
+        for g in range(3)
+    ]  # fmt: skip
+    write_lines(run / "completions.jsonl", rows)
+    body = client.get("/api/grpo/runs/r1/completions", params={"tool_calls": 2}).json()
+    assert [c["match"] for c in body["groups"][0]["completions"]] == [False, False, True]
+    assert client.get("/api/grpo/runs/r1/completions/facets").json()["tool_calls"] == {"0": 1, "1": 1, "2": 1}
+    bad = client.get("/api/grpo/runs/r1/completions", params={"tool_calls": -1})
+    assert bad.status_code == 422 and "tool_calls" in bad.text
+    assert client.get("/api/grpo/runs/r1/completions", params={"tool_calls_min": "x"}).status_code == 422
+
+
 def test_batch_endpoint_histogram_and_error_classes(client: TestClient, dirs, make_run, write_lines) -> None:
     run = make_run(dirs[0], "r1")
     write_lines(

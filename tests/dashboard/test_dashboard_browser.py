@@ -175,6 +175,40 @@ def test_script_completion_renders_as_text(live_server, grpo_run: Path, page, tm
     page.screenshot(path=str(tmp_path / "completions.png"), full_page=False)
 
 
+def test_an_episode_reads_as_a_conversation(live_server, grpo_run: Path, page) -> None:
+    """A multi-turn episode: the tool call's code (highlighted), the tool's result with the compiler's
+    excerpt kept, the final answer; model text with markup stays text; the calls filter shows it."""
+    evil = '<img src=x onerror="window.__pwned = 4">'
+    turns = [
+        {"role": "assistant", "content": evil, "tool_calls": [{"name": "check", "arguments": {"code": "let f x = x +. 1"}}]},
+        {"role": "tool", "name": "check", "content": "Line 1, characters 10-11:\n1 | let f x = x +. 1\n              ^\nError: boom"},
+        {"role": "assistant", "content": "```ocaml\nlet f x = x + 1\n```"},
+    ]  # fmt: skip
+    with open(grpo_run / "completions.jsonl", "a") as fh:
+        for g in range(2):
+            line = {"step": 98, "problem_id": "episode", "group_index": g, "prompt": "p",
+                    "completion": "```ocaml\nlet f x = x + 1\n```", "reward": 0.98, "stage": "pass", "error": None,
+                    "tests_passed": 1, "tests_total": 1, "tool_calls": 1 - g, "check_cost": 0.02 * (1 - g),
+                    "conversation": turns if g == 0 else turns[2:]}  # fmt: skip
+            fh.write(json.dumps(line) + "\n")
+    page.goto(f"{live_server.url}/completions?run={grpo_run.name}&tool_calls=1")
+    group = page.locator('.group[data-problem="episode"]').first
+    group.wait_for(timeout=8000)
+    member = group.locator(".member").first
+    assert member.locator(".calls").inner_text() == "1 tool call"
+    assert member.locator("pre.tool-result").inner_text() == (
+        "Line 1, characters 10-11:\n1 | let f x = x +. 1\n              ^\nError: boom"
+    )
+    assert member.locator(".conversation pre.code .tk-kw").count() > 0  # the call's code is highlighted
+    assert member.locator(".conversation pre.turn-text").first.inner_text() == evil
+    assert page.locator("#groups img").count() == 0 and page.evaluate("window.__pwned === undefined")
+    assert page.locator("#f-calls-box").is_visible()
+    dims = page.eval_on_selector_all(
+        '.group[data-problem="episode"] .member', "els => els.map(e => e.classList.contains('dim'))"
+    )
+    assert dims == [False, True]
+
+
 def test_completions_stage_filter_and_highlighting(live_server, grpo_run: Path, page) -> None:
     page.goto(f"{live_server.url}/completions?run={grpo_run.name}&stage=type_error")
     page.locator(".group").first.wait_for(timeout=8000)

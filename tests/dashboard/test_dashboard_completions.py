@@ -175,3 +175,59 @@ def test_a_dying_parse_process_falls_back_to_the_thread(tmp_path: Path, write_li
     assert ix.progress()["complete"] is True and ix.progress()["rows"] == 120
     assert ix.query()["total"] == 60
     assert ix.facets()["step_min"] == 1
+
+
+def episode(step: int, pid: str, g: int, calls: int, forged: bool = False) -> dict:
+    """A completions.jsonl line of a multi-turn run (rlvr.grpo.reward_log): tool_calls, check_cost and
+    the conversation last. With `forged`, the model's tool-call arguments carry keys named like the
+    indexed fields, which the index must not read."""
+    args = {"code": "let x = 1"}
+    if forged:
+        args.update({"tool_calls": 99, "stage": "pass", "reward": 1.0, "step": 7})
+    turns = []
+    for _ in range(calls):
+        turns.append(
+            {"role": "assistant", "content": "", "tool_calls": [{"name": "check", "arguments": args}]}
+        )
+        turns.append({"role": "tool", "name": "check", "content": 'Line 1:\nError: "tool_calls": 5'})
+    turns.append({"role": "assistant", "content": "```ocaml\nlet x = 1\n```"})
+    return {
+        **rec(step, pid, g, "type_error", 0.2),
+        "tool_calls": calls,
+        "check_cost": 0.02 * calls,
+        "conversation": turns,
+    }
+
+
+@pytest.fixture
+def episodes_file(tmp_path: Path, write_lines) -> Path:
+    p = tmp_path / "completions.jsonl"
+    rows = [episode(1, "a", g, calls) for g, calls in enumerate((0, 1, 2, 2))]
+    rows += [episode(2, "a", 0, 1, forged=True), rec(2, "b", 0), rec(2, "b", 1)]
+    write_lines(p, rows)
+    return p
+
+
+def test_episodes_are_filtered_by_their_number_of_tool_calls(episodes_file: Path) -> None:
+    ix = index(episodes_file)
+    assert ix.facets()["tool_calls"] == {"0": 1, "1": 2, "2": 2}
+    res = ix.query(tool_calls=2)
+    assert [(g["step"], g["problem_id"]) for g in res["groups"]] == [(1, "a")]
+    assert [c["match"] for c in res["groups"][0]["completions"]] == [False, False, True, True]
+    assert ix.query(tool_calls_min=1)["total"] == 2  # (2, a) and (1, a); single-turn lines never match
+    assert ix.query(tool_calls=0)["total"] == 1
+
+
+def test_keys_inside_the_conversation_are_not_read_as_the_lines_fields(episodes_file: Path) -> None:
+    """The forged line's arguments say tool_calls 99, stage pass, reward 1, step 7: the index keeps the
+    top-level values (1 call, type_error, 0.2, step 2), even with the conversation parsed first."""
+    ix = index(episodes_file)
+    assert ix.query(tool_calls=99)["total"] == 0
+    assert ix.query(step=7)["total"] == 0
+    forged = ix.query(step=2, tool_calls=1)["groups"][0]["completions"][0]
+    assert (forged["stage"], forged["reward"], forged["tool_calls"]) == ("type_error", 0.2, 1)
+    assert ix.query(step=2, stages=["pass"])["groups"][0]["problem_id"] == "b"
+
+
+def test_a_single_turn_run_has_no_tool_call_facet(comp_file: Path) -> None:
+    assert index(comp_file).facets()["tool_calls"] == {}
