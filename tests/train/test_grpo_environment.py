@@ -20,9 +20,7 @@ def env_run(tiny_model, tmp_path_factory):
     base = tmp_path_factory.mktemp("grpo-env")
     problems = base / "problems.jsonl"
     problems.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS))
-    env = train_env(
-        tiny_model, problems, base / "runs", GRPO_ENVIRONMENT="ocaml"
-    )
+    env = train_env(tiny_model, problems, base / "runs", GRPO_ENVIRONMENT="ocaml")
     proc = run_module("rlvr.train", env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return base / "runs" / "run", proc
