@@ -15,7 +15,7 @@ ENV_SANDBOX_BUDGET_S of sandbox time in all; past a limit the tool says so inste
 
 Two faces use the same checker: TRL 1.16's `GRPOTrainer(environment_factory=...)` (`OCamlEnvironment`:
 `reset(**row)` and one public method, the tool) and the self-repair evaluation (eval.repair). The
-verifiers Taskset is rlvr.verifiers_env. doc/environment.md is the user's guide.
+verifiers Taskset is not built yet (doc/environment.md, the user's guide, says what it would use).
 """
 
 from __future__ import annotations
