@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from dashboard.completions_index import STAGES, CompletionsIndex
+from dashboard.completions_index import CALLS_MAX, STAGES, CompletionsIndex
 from dashboard.registry import FILES, Registry, registry, runs_payload
 from dashboard.runs import UnsafeRunName, read_run_json, safe_file, shown_status
 from dashboard.series import DEFAULT_POINTS, SeriesStore
@@ -141,11 +141,22 @@ def completions(
     page: Annotated[int, Query(ge=0)] = 0,
     page_size: Annotated[int, Query(ge=1, le=100)] = 10,
     tool_calls: Annotated[
-        int | None, Query(ge=0, description="episodes with exactly this many tool calls")
+        int | None, Query(ge=0, le=CALLS_MAX, description="episodes with exactly this many tool calls")
     ] = None,
-    tool_calls_min: Annotated[int | None, Query(ge=0, description="episodes with at least this many")] = None,
+    tool_calls_min: Annotated[
+        int | None, Query(ge=0, le=CALLS_MAX, description="episodes with at least this many tool calls")
+    ] = None,
 ) -> Response:
-    """A page of completion groups (newest first) matching the filters."""
+    """A page of completion groups (newest first) matching the filters.
+
+    Filters (all optional, combined with AND; a group is listed when one of its completions
+    matches): ``stage`` (comma-separated), ``reward_min``/``reward_max``, ``problem``, ``step``,
+    ``step_min``/``step_max``, ``q`` (text in prompt, completion, error or problem id), and for
+    runs with the multi-turn environment ``tool_calls`` (episodes with exactly n tool calls;
+    ``tool_calls=0``: episodes that answered without checking) and ``tool_calls_min`` (at least n).
+    Single-turn lines have no tool calls field and match neither.  A value that is not an integer
+    in 0..32767 is a 422 naming the parameter.
+    """
     name, index = _completions(reg, kind, run)
     result = index.query(
         stages=split_csv(stage) or None,

@@ -1,9 +1,8 @@
 """An index of ``completions.jsonl``: one compact row per line, grouped by (step, problem).
 
 Each row holds the line's byte offset and length plus the few fields the browser
-filters on (step, problem id, group index, reward, stage, and for multi-turn episodes the number
-of tool calls: a top-level integer, never the nested ``tool_calls`` lists of the conversation, whose
-value is not a scalar).  Text stays on disk:
+filters on (step, problem id, group index, reward, stage, and for a multi-turn episode its number
+of tool calls, -1 for a single-turn line).  Text stays on disk:
 a page of groups is served by reading just its lines with ``pread``.
 
 The index is built *backwards* from the end of the file: the newest chunk by a
@@ -15,6 +14,14 @@ are indexed forwards by a :class:`~dashboard.tail.JsonlTail`.  Fields are pulled
 out of each line with a regular expression (no full JSON parse); a line where
 that fails falls back to ``json.loads``, and a line that is not JSON is counted
 as corrupt.
+
+An episode's line is the trap: its ``conversation`` holds the model's own tool calls,
+``"tool_calls": [{"name": "check", "arguments": {...}}]``, whose arguments the model writes
+and may fill with any key (``"tool_calls": 99``, ``"stage": "pass"``).  So on a line with a
+``"conversation": [`` key (which cannot occur inside a JSON string: its quotes would be
+escaped) only the bytes before it are scanned, where every field is a top-level scalar, as
+``rlvr.grpo.reward_log`` writes them; a line where a field comes after the conversation (not
+our writer's order) is parsed in full, so the index never reads a nested key.
 """
 
 from __future__ import annotations
@@ -54,7 +61,11 @@ _TAIL = 900
 TEXT_FIELDS = ("prompt", "completion", "error", "problem_id")
 # every line has these; `tool_calls` only episodes do (rlvr.grpo.reward_log)
 _BASE = {b"step", b"problem_id", b"group_index", b"reward", b"stage"}
-_CONVERSATION = b'"conversation": ['  # json.dumps' separator; inside a string the quote would be escaped
+_EPISODE = _BASE | {b"tool_calls"}
+# the top-level conversation key; inside a JSON string its closing quote would be escaped
+_CONVERSATION = b'"conversation"'
+_AFTER_KEY = re.compile(rb"\s*:\s*\[")
+CALLS_MAX = 32767  # tool calls are kept as int16 (2 bytes a row); more count as this many
 
 
 def _extract(raw: bytes) -> dict[bytes, bytes] | None:
@@ -63,13 +74,12 @@ def _extract(raw: bytes) -> dict[bytes, bytes] | None:
         raw = raw.strip()
         if not raw.startswith(b"{"):
             return None
-    cut = raw.find(_CONVERSATION)
-    if cut > 0:
-        # an episode: the conversation comes last and holds the model's own tool-call arguments, which
-        # may use any key (a forged "stage", "tool_calls"): read only what is before it, first match wins
-        found = {}
-        for k, v in _FIELD_RE.findall(raw, 0, cut):
-            found.setdefault(k, v)
+    conv = _conversation_at(raw)
+    if conv >= 0:
+        # an episode: read only what precedes the conversation (see the module docstring)
+        found = _scan(raw, conv)
+        if not found.keys() >= _EPISODE:
+            return {}  # a field after the conversation (or none): json.loads, never a nested key
     elif len(raw) <= _HEAD + _TAIL:
         found = dict(_FIELD_RE.findall(raw))
     else:
@@ -80,6 +90,35 @@ def _extract(raw: bytes) -> dict[bytes, bytes] | None:
             found = dict(_FIELD_RE.findall(raw))
     if not raw.rstrip().endswith(b"}"):
         return None
+    return found
+
+
+def _conversation_at(raw: bytes) -> int:
+    """Offset of the ``"conversation": [`` key in a line, or -1 (a plain ``find``: cheap on every line)."""
+    i = raw.find(_CONVERSATION)
+    while i >= 0:
+        if _AFTER_KEY.match(raw, i + len(_CONVERSATION)):
+            return i
+        i = raw.find(_CONVERSATION, i + 1)  # the string "conversation" as a value, not the key
+    return -1
+
+
+def _scan(raw: bytes, end: int) -> dict[bytes, bytes]:
+    """The indexed fields in ``raw[:end]``, a part holding only top-level scalars (first match wins).
+
+    The head and the tail of that part first, where the fields sit around the prompt and
+    completion; the whole of it only when they lack one.
+    """
+    found: dict[bytes, bytes] = {}
+    if end <= _HEAD + _TAIL:
+        spans = [(0, end)]
+    else:
+        spans = [(0, _HEAD), (end - _TAIL, end), (0, end)]
+    for lo, hi in spans:
+        for k, v in _FIELD_RE.findall(raw, lo, hi):
+            found.setdefault(k, v)
+        if found.keys() >= _EPISODE:
+            break
     return found
 
 
@@ -118,7 +157,7 @@ class Rows:
     gidx: array = field(default_factory=lambda: array("l"))
     reward: array = field(default_factory=lambda: array("d"))
     stage: array = field(default_factory=lambda: array("b"))
-    calls: array = field(default_factory=lambda: array("l"))  # tool calls of an episode; -1: single-turn
+    calls: array = field(default_factory=lambda: array("h"))  # tool calls of an episode; -1: single-turn
 
     def __len__(self) -> int:
         return len(self.offset)
@@ -191,7 +230,9 @@ def index_line(rows: Rows, codes: Codes, off: int, length: int, raw: bytes) -> b
         float(rew) if isinstance(rew, (int, float)) and not isinstance(rew, bool) else math.nan
     )
     rows.stage.append(codes.stage(stage))
-    rows.calls.append(calls if isinstance(calls, int) and not isinstance(calls, bool) and calls >= 0 else -1)
+    rows.calls.append(
+        min(calls, CALLS_MAX) if isinstance(calls, int) and not isinstance(calls, bool) and calls >= 0 else -1
+    )
     return True
 
 
@@ -489,7 +530,7 @@ class CompletionsIndex:
                 gidx=cat("gidx", np.dtype("l")),
                 reward=cat("reward", np.float64),
                 stage=cat("stage", np.int8),
-                calls=cat("calls", np.dtype("l")),
+                calls=cat("calls", np.int16),
                 key=key,
                 complete=self.back_done,
                 partial_step=partial,

@@ -2,7 +2,9 @@
 
 ``python -m dashboard.synthetic --runs-dir /tmp/demo_runs --steps 300 --live`` writes a
 GRPO run (and an SFT run with ``--sft-runs-dir``) and, with ``--live``, keeps
-appending one step a second so the dashboard can be watched updating.
+appending one step a second so the dashboard can be watched updating.  ``--episodes``
+makes it a multi-turn run (``GRPO_ENVIRONMENT=ocaml``): completions are episodes with
+``tool_calls``, ``check_cost`` and a ``conversation``, and metrics gain the ``env/*`` keys.
 """
 
 from __future__ import annotations
@@ -45,6 +47,14 @@ _ERRORS = {
 }
 
 
+CHECK_COST = 0.02  # ENV_CHECK_COST's default
+_CHECK_ERROR = (
+    "Line 2, characters 2-11:\n2 |   List.fold ( + ) 0 xs\n      ^^^^^^^^^\nError: Unbound value List.fold\n"
+    "Hint: Did you mean fold_left or fold_right?"
+)
+_CHECK_OK = "Your code compiles, and all 2 of the problem's examples hold."
+
+
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
 
@@ -82,11 +92,13 @@ def write_run_json(
         json.dump(meta, fh, indent=2)
 
 
-def metrics_record(step: int, max_steps: int, rng: random.Random, t0: float) -> dict[str, Any]:
-    """One plausible GRPO ``metrics.jsonl`` record."""
+def metrics_record(
+    step: int, max_steps: int, rng: random.Random, t0: float, episodes: bool = False
+) -> dict[str, Any]:
+    """One plausible GRPO ``metrics.jsonl`` record (with the environment's keys for ``episodes``)."""
     p = step / max(1, max_steps)
     reward = 0.2 + 0.6 * (1 - math.exp(-4 * p)) + rng.gauss(0, 0.05)
-    return {
+    rec = {
         "step": step,
         "epoch": round(step / 500, 4),
         "time": t0 + step * 12.5,
@@ -110,19 +122,35 @@ def metrics_record(step: int, max_steps: int, rng: random.Random, t0: float) -> 
         "tokens_per_second": 1800 + rng.gauss(0, 50),
         "num_tokens": step * 22000,
     }
+    if episodes:
+        calls = max(0.0, 1.6 - 1.0 * p + rng.gauss(0, 0.1))
+        rec.update(
+            {
+                "tools/call_frequency": calls,
+                "tools/failure_frequency": max(0.0, 0.05 + rng.gauss(0, 0.01)),
+                "env/tool_calls_mean": calls,
+                "env/checks_mean": calls,
+                **{
+                    f"env/reward_by_calls/{n}": min(1.0, reward + 0.1 * (1 - n) + rng.gauss(0, 0.03))
+                    for n in range(4)
+                    if n or step % 3  # a key appears only at steps that had such episodes
+                },
+            }
+        )
+    return rec
 
 
 def batch_record(
-    step: int, max_steps: int, rng: random.Random, t0: float, n: int = 64, k: int = 4
+    step: int, max_steps: int, rng: random.Random, t0: float, n: int = 64, k: int = 4, episodes: bool = False
 ) -> dict[str, Any]:
-    """One plausible ``batch_metrics.jsonl`` record."""
+    """One plausible ``batch_metrics.jsonl`` record (with the environment's ``tool_calls`` for ``episodes``)."""
     p = step / max(1, max_steps)
     weights = [0.1 + 0.5 * p, 0.15, 0.15 - 0.1 * p, 0.25 - 0.15 * p, 0.2 - 0.15 * p, 0.03, 0.02, 0.005]
     counts = {s: 0 for s in STAGES}
     for _ in range(n):
         counts[rng.choices(STAGES, weights)[0]] += 1
     hist = [rng.randint(0, 12) for _ in range(10)]
-    return {
+    rec = {
         "step": step,
         "time": t0 + step * 12.5,
         "n_completions": n,
@@ -138,28 +166,62 @@ def batch_record(
         "error_classes": {c: rng.randint(0, 5) for c in ERROR_CLASSES[: 3 + step % 3]},
         "partial_tests": rng.randint(0, counts["test_failure"]) if counts["test_failure"] else 0,
     }
+    if episodes:
+        by_calls = [n - n // 4 - 2 * (n // 8), n // 4, n // 8, n // 8]
+        rec["tool_calls"] = {
+            "mean": sum(c * m for c, m in enumerate(by_calls)) / n,
+            "episodes_by_calls": {str(c): m for c, m in enumerate(by_calls)},
+            "reward_by_calls": {str(c): round(0.2 + 0.6 * p - 0.05 * c, 6) for c in range(4)},
+        }
+    return rec
 
 
-def completion_record(step: int, problem: int, g: int, rng: random.Random) -> dict[str, Any]:
-    """One plausible ``completions.jsonl`` record."""
+def completion_record(
+    step: int, problem: int, g: int, rng: random.Random, episode: bool = False
+) -> dict[str, Any]:
+    """One plausible ``completions.jsonl`` record; with ``episode``, a multi-turn episode's."""
     stage = rng.choices(STAGES, [0.4, 0.2, 0.1, 0.12, 0.1, 0.04, 0.03, 0.01])[0]
     total = 5
     passed = total if stage == "pass" else (rng.randint(0, total - 1) if stage == "test_failure" else 0)
     reward = {"pass": 1.0, "test_failure": 0.4 + 0.1 * passed, "compile_error": 0.1, "type_error": 0.1}.get(
         stage, 0.0
     )
-    return {
+    code = _CODE[(problem + g) % len(_CODE)]
+    rec: dict[str, Any] = {
         "step": step,
         "problem_id": f"problem_{problem:04d}",
         "group_index": g,
         "prompt": f"(** Problem {problem}: return the sum of the elements of a list of integers.\n    Example: sum_list [1; 2; 3] = 6 *)\nlet sum_list (xs : int list) : int =",
-        "completion": "" if stage == "empty" else "```ocaml\n" + _CODE[(problem + g) % len(_CODE)] + "```",
+        "completion": "" if stage == "empty" else "```ocaml\n" + code + "```",
         "reward": reward,
         "stage": stage,
         "error": _ERRORS[stage],
         "tests_passed": passed,
         "tests_total": total,
     }
+    if episode:
+        calls = rng.choices((0, 1, 2, 3), (0.35, 0.35, 0.2, 0.1))[0]
+        turns: list[dict[str, Any]] = []
+        for n in range(calls):
+            attempt = (
+                code
+                if n == calls - 1
+                else "(* a first try *)\n" + code.replace("List.fold_left", "List.fold")
+            )
+            turns.append(
+                {
+                    "role": "assistant",
+                    "content": "Let me check it first." if n == 0 else "",
+                    "tool_calls": [{"name": "check", "arguments": {"code": attempt}}],
+                }
+            )
+            turns.append(
+                {"role": "tool", "name": "check", "content": _CHECK_ERROR if n < calls - 1 else _CHECK_OK}
+            )
+        turns.append({"role": "assistant", "content": rec["completion"]})
+        rec["reward"] = round(reward - CHECK_COST * calls, 6)
+        rec.update(tool_calls=calls, check_cost=round(CHECK_COST * calls, 6), conversation=turns)
+    return rec
 
 
 def _dump(fh: TextIO, rec: dict[str, Any]) -> None:
@@ -176,8 +238,12 @@ def write_grpo_run(
     completion_every: int = 1,
     seed: int = 0,
     set_latest: bool = True,
+    episodes: bool = False,
 ) -> str:
-    """Write a complete GRPO run of ``steps`` logging steps; returns its directory."""
+    """Write a complete GRPO run of ``steps`` logging steps; returns its directory.
+
+    ``episodes``: a multi-turn run (completions are episodes, metrics carry ``env/*``).
+    """
     rng = random.Random(seed)
     max_steps = max_steps or steps
     run_dir = os.path.join(runs_dir, name)
@@ -189,12 +255,12 @@ def write_grpo_run(
         open(os.path.join(run_dir, "completions.jsonl"), "w", encoding="utf-8") as fc,
     ):
         for step in range(1, steps + 1):
-            _dump(fm, metrics_record(step, max_steps, rng, t0))
-            _dump(fb, batch_record(step, max_steps, rng, t0))
+            _dump(fm, metrics_record(step, max_steps, rng, t0, episodes))
+            _dump(fb, batch_record(step, max_steps, rng, t0, episodes=episodes))
             if step % completion_every == 0:
                 for prob in range(problems_per_step):
                     for g in range(generations):
-                        _dump(fc, completion_record(step, (step * 7 + prob) % 500, g, rng))
+                        _dump(fc, completion_record(step, (step * 7 + prob) % 500, g, rng, episodes))
     if set_latest:
         set_latest_link(runs_dir, name)
     return run_dir
@@ -254,9 +320,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--live", action="store_true", help="keep appending a step per --interval seconds")
     ap.add_argument("--interval", type=float, default=1.0)
+    ap.add_argument(
+        "--episodes", action="store_true", help="a multi-turn run: completions are episodes with tool calls"
+    )
     args = ap.parse_args(argv)
     max_steps = args.max_steps or max(args.steps * 2, args.steps + 100)
-    run_dir = write_grpo_run(args.runs_dir, args.name, args.steps, max_steps)
+    run_dir = write_grpo_run(args.runs_dir, args.name, args.steps, max_steps, episodes=args.episodes)
     if args.sft_runs_dir:
         write_sft_run(args.sft_runs_dir, args.name + "-sft")
     print(f"wrote {run_dir}")
@@ -269,13 +338,13 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(args.interval)
         step += 1
         with open(os.path.join(run_dir, "metrics.jsonl"), "a", encoding="utf-8") as fh:
-            _dump(fh, metrics_record(step, max_steps, rng, t0))
+            _dump(fh, metrics_record(step, max_steps, rng, t0, args.episodes))
         with open(os.path.join(run_dir, "batch_metrics.jsonl"), "a", encoding="utf-8") as fh:
-            _dump(fh, batch_record(step, max_steps, rng, t0))
+            _dump(fh, batch_record(step, max_steps, rng, t0, episodes=args.episodes))
         with open(os.path.join(run_dir, "completions.jsonl"), "a", encoding="utf-8") as fh:
             for prob in range(4):
                 for g in range(4):
-                    _dump(fh, completion_record(step, (step * 7 + prob) % 500, g, rng))
+                    _dump(fh, completion_record(step, (step * 7 + prob) % 500, g, rng, args.episodes))
     return 0
 
 

@@ -113,10 +113,13 @@ function renderFacets() {
   // episodes of a multi-turn run (GRPO_ENVIRONMENT): filter by number of tool calls
   const calls = fc.tool_calls || {};
   const box = $("#f-calls-box");
-  box.classList.toggle("hidden", Object.keys(calls).length === 0);
+  box.classList.toggle("hidden", Object.keys(calls).length === 0 && !state.f.calls);
   const sel = clear($("#f-calls"));
   sel.append(el("option", { value: "", text: "any" }), el("option", { value: "1+", text: "at least one" }));
-  for (const n of Object.keys(calls).sort((a, b) => a - b)) sel.append(el("option", { value: n, text: `${n} (${fmtNum(calls[n])})` }));
+  const values = Object.keys(calls).sort((a, b) => a - b);
+  for (const n of values) sel.append(el("option", { value: n, text: `${n} (${fmtNum(calls[n])})` }));
+  const cur = state.f.calls;
+  if (cur && cur !== "1+" && !values.includes(cur)) sel.append(el("option", { value: cur, text: cur.endsWith("+") ? `at least ${cur.slice(0, -1)}` : `${cur} (0)` }));
   sel.value = state.f.calls;
   renderChips();
 }
@@ -165,10 +168,15 @@ function renderMember(c, dimUnmatched) {
       el("span", { class: "t", text: tests }),
       el("span", { class: "r", title: "reward", text: `r = ${fmtNum(c.reward, 3)}` })),
   );
+  if (isNum(c.tool_calls) || Array.isArray(c.conversation)) {
+    const n = isNum(c.tool_calls) ? c.tool_calls : 0;
+    node.querySelector(".member-head").append(el("span", { class: "calls", title: "tool calls in this episode", text: `${n} tool call${n === 1 ? "" : "s"}` }));
+  }
   if (Array.isArray(c.conversation)) {
-    node.querySelector(".member-head").append(el("span", { class: "calls", text: `${c.tool_calls ?? 0} tool call${c.tool_calls === 1 ? "" : "s"}` }));
-    node.append(renderConversation(c.conversation));
-    node.append(el("div", { class: "turn-label", text: `final answer${c.check_cost ? ` (reward after ${fmtNum(c.check_cost, 2)} for checks)` : ""}` }));
+    const conv = renderConversation(c.conversation, c.completion);
+    if (conv.firstChild) node.append(conv);
+    const cost = isNum(c.check_cost) && c.check_cost > 0 ? ` (its reward includes −${fmtNum(c.check_cost, 3)} for the checks)` : "";
+    node.append(el("div", { class: "turn-label final", text: `final answer${cost}` }));
   }
   const body = codeBlock(c.completion);
   body.classList.add("completion");
@@ -179,27 +187,44 @@ function renderMember(c, dimUnmatched) {
   return node;
 }
 
+// A tool call's arguments: an object (TRL's messages), or a JSON string of one (OpenAI style).
+function callArguments(call) {
+  let args = call && typeof call === "object" ? call.arguments : null;
+  if (typeof args === "string") {
+    try { args = JSON.parse(args); } catch (_) { return { raw: args }; }
+  }
+  return args && typeof args === "object" && !Array.isArray(args) ? args : {};
+}
+
 // An episode turn by turn: the model's text and tool calls (their code highlighted), then each tool's
-// result as the model read it. Everything is text nodes: model output never becomes markup.
-function renderConversation(turns) {
+// result as the model read it (the compiler's excerpt and carets kept). Everything is text nodes:
+// model output never becomes markup. The last turn is left out when it is just the final answer,
+// which follows with its verdict.
+function renderConversation(turns, completion) {
   const box = el("div", { class: "conversation" });
-  turns.forEach((t, i) => {
-    if (!t || typeof t !== "object") return;
+  const shown = turns.filter((t) => t && typeof t === "object");
+  const last = shown[shown.length - 1];
+  if (last && last.role !== "tool" && !(Array.isArray(last.tool_calls) && last.tool_calls.length)
+      && typeof completion === "string" && String(last.content || "").trim() === completion.trim()) shown.pop();
+  let turn = 0;
+  for (const t of shown) {
     if (t.role === "tool") {
       box.append(el("div", { class: "turn-label", text: `tool result${t.name ? ` (${t.name})` : ""}` }),
         el("pre", { class: "tool-result", text: typeof t.content === "string" ? t.content : JSON.stringify(t.content) }));
-      return;
+      continue;
     }
-    box.append(el("div", { class: "turn-label", text: `model, turn ${i + 1}` }));
-    if (t.content) box.append(el("pre", { class: "turn-text", text: String(t.content) }));
+    turn += 1;
+    box.append(el("div", { class: "turn-label", text: `${t.role === "assistant" || !t.role ? "model" : String(t.role)}, turn ${turn}` }));
+    if (t.content) box.append(el("pre", { class: "turn-text", text: typeof t.content === "string" ? t.content : JSON.stringify(t.content) }));
     for (const call of Array.isArray(t.tool_calls) ? t.tool_calls : []) {
-      const args = call && typeof call.arguments === "object" && call.arguments ? call.arguments : {};
-      box.append(el("div", { class: "tool-call", text: `calls ${call && call.name ? call.name : "?"}(${Object.keys(args).join(", ")})` }));
-      if (typeof args.code === "string") box.append(codeBlock(args.code));
+      const args = callArguments(call);
+      const name = call && typeof call === "object" && call.name ? String(call.name) : "?";
+      box.append(el("div", { class: "tool-call", text: `calls ${name}(${Object.keys(args).join(", ")})` }));
+      if (typeof args.code === "string") box.append(codeBlock(args.code, "code call-code"));
       const rest = Object.fromEntries(Object.entries(args).filter(([k]) => k !== "code"));
       if (Object.keys(rest).length) box.append(el("pre", { class: "turn-text", text: JSON.stringify(rest) }));
     }
-  });
+  }
   return box;
 }
 

@@ -47,6 +47,16 @@ function rewardComponents() {
   const names = state.metrics.keys().filter((k) => /^rewards\/.+\/mean$/.test(k));
   return names.map((k, i) => line(state.metrics, k, k.slice(8, -5), PALETTE[(i + 1) % PALETTE.length], { lo: null, hi: null }));
 }
+// Multi-turn runs (GRPO_ENVIRONMENT=ocaml): metrics.jsonl's env/* keys (doc/metrics.md).
+function hasEnvironment() { return state.metrics.keys().some((k) => k.startsWith("env/")); }
+function rewardByCalls() {
+  const keys = state.metrics.keys().filter((k) => /^env\/reward_by_calls\/\d+$/.test(k));
+  keys.sort((a, b) => Number(a.split("/")[2]) - Number(b.split("/")[2]));
+  return keys.map((k, i) => {
+    const n = Number(k.split("/")[2]);
+    return line(state.metrics, k, `${n} call${n === 1 ? "" : "s"}`, PALETTE[i % PALETTE.length], { lo: null, hi: null });
+  });
+}
 function funnelLines() {
   const b = state.batch;
   const cnt = {};
@@ -91,6 +101,13 @@ const SECTIONS = {
     { id: "histogram", title: "Reward histogram", hint: "latest batch", dom: renderHistogram },
     { id: "errors", title: "Most frequent compiler errors", hint: "all batches", dom: renderErrors },
   ],
+  "grid-env": [
+    {
+      id: "env-calls", title: "Tool calls per episode", hint: "env/tool_calls_mean · env/checks_mean (ran in the sandbox)", yMin: 0,
+      lines: () => [line(state.metrics, "env/tool_calls_mean", "tool calls", PALETTE[1]), line(state.metrics, "env/checks_mean", "checks", PALETTE[2], { dash: [5, 4] })],
+    },
+    { id: "env-reward-by-calls", title: "Reward by number of tool calls", hint: "env/reward_by_calls/<n>: mean episode reward", lines: rewardByCalls },
+  ],
   "grid-opt": [
     { id: "loss", title: "Loss", lines: () => [line(state.metrics, "loss", "loss", PALETTE[0])] },
     { id: "grad-norm", title: "Grad norm", lines: () => [line(state.metrics, "grad_norm", "grad_norm", PALETTE[1])] },
@@ -134,6 +151,9 @@ function buildLayout() {
 }
 
 function renderCharts() {
+  const env = hasEnvironment();
+  $("#env-title").classList.toggle("hidden", !env);
+  $("#grid-env").classList.toggle("hidden", !env);
   for (const defs of Object.values(SECTIONS)) {
     for (const d of defs) {
       if (d.dom) { d.dom(clear($("#chart-" + d.id))); continue; }

@@ -224,6 +224,56 @@ def test_completions_endpoint_filters_episodes_by_tool_calls(
     assert client.get("/api/grpo/runs/r1/completions", params={"tool_calls_min": "x"}).status_code == 422
 
 
+def test_tool_calls_filters_count_exactly_on_a_mixed_run(
+    client: TestClient, dirs, make_run, write_lines
+) -> None:
+    """Episodes (0, 1, 2, 2 calls at step 1; 3 calls at step 2, its count written after the conversation)
+    and single-turn lines (step 3, no tool_calls field): exact totals for each filter, 422s naming the
+    parameter."""
+    run = make_run(dirs[0], "mixed")
+    conv = [
+        {"role": "assistant", "content": "", "tool_calls": [{"name": "check", "arguments": {"code": "let x = 1"}}]},
+        {"role": "tool", "name": "check", "content": 'Error: "tool_calls": 9'},
+    ]  # fmt: skip
+
+    def line(step: int, pid: str, g: int, calls: int | None) -> dict:
+        out = {"step": step, "problem_id": pid, "group_index": g, "prompt": "p", "completion": "let x = 1",
+               "reward": 0.5, "stage": "pass", "error": None, "tests_passed": 1, "tests_total": 1}  # fmt: skip
+        if calls is not None:
+            out.update(tool_calls=calls, check_cost=0.02 * calls, conversation=conv * calls)
+        return out
+
+    rows = [line(1, "a", g, n) for g, n in enumerate((0, 1, 2, 2))]
+    late = line(2, "b", 0, 3)
+    rows.append({"conversation": late.pop("conversation"), **late})
+    rows += [line(3, "c", g, None) for g in range(3)]
+    write_lines(run / "completions.jsonl", rows)
+
+    def total(**params) -> int:
+        resp = client.get("/api/grpo/runs/mixed/completions", params=params)
+        assert resp.status_code == 200, resp.text
+        return resp.json()["total"]
+
+    assert total() == 3
+    assert total(tool_calls=0) == 1 and total(tool_calls=2) == 1 and total(tool_calls=3) == 1
+    assert total(tool_calls=4) == 0 and total(tool_calls=9) == 0
+    assert total(tool_calls_min=1) == 2 and total(tool_calls_min=3) == 1 and total(tool_calls_min=0) == 2
+    assert total(tool_calls_min=1, step=1) == 1
+    body = client.get("/api/grpo/runs/mixed/completions", params={"tool_calls_min": 2, "step": 1}).json()
+    assert [c["match"] for c in body["groups"][0]["completions"]] == [False, False, True, True]
+    facets = client.get("/api/grpo/runs/mixed/completions/facets").json()
+    assert facets["tool_calls"] == {"0": 1, "1": 1, "2": 2, "3": 1}
+    for name, bad in (
+        ("tool_calls", "-1"),
+        ("tool_calls", "two"),
+        ("tool_calls_min", "1.5"),
+        ("tool_calls", "40000"),
+    ):
+        resp = client.get("/api/grpo/runs/mixed/completions", params={name: bad})
+        assert resp.status_code == 422, (name, bad)
+        assert [e["loc"] for e in resp.json()["detail"]] == [["query", name]]
+
+
 def test_batch_endpoint_histogram_and_error_classes(client: TestClient, dirs, make_run, write_lines) -> None:
     run = make_run(dirs[0], "r1")
     write_lines(

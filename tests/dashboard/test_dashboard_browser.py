@@ -90,6 +90,7 @@ def test_grpo_page_draws_every_main_chart(live_server, grpo_run: Path, page, tmp
         assert points(page, chart) == 60, chart
     assert page.locator("canvas").count() >= 12
     assert card_value(page, "Step") == "60"
+    assert not page.locator("#grid-env").is_visible()  # a single-turn run: no Environment section
     page.screenshot(path=str(tmp_path / "grpo.png"), full_page=True)
 
 
@@ -184,12 +185,18 @@ def test_an_episode_reads_as_a_conversation(live_server, grpo_run: Path, page) -
         {"role": "tool", "name": "check", "content": "Line 1, characters 10-11:\n1 | let f x = x +. 1\n              ^\nError: boom"},
         {"role": "assistant", "content": "```ocaml\nlet f x = x + 1\n```"},
     ]  # fmt: skip
+    # the second episode's call has OpenAI-style string arguments, and a tool result with markup
+    second = [
+        {"role": "assistant", "content": "", "tool_calls": [{"name": "check", "arguments": json.dumps({"code": "let g = 2"})}]},
+        {"role": "tool", "name": "check", "content": '<img src=x onerror="window.__pwned = 5">'},
+        {"role": "assistant", "content": "```ocaml\nlet f x = x + 1\n```"},
+    ]  # fmt: skip
     with open(grpo_run / "completions.jsonl", "a") as fh:
-        for g in range(2):
+        for g in range(3):
             line = {"step": 98, "problem_id": "episode", "group_index": g, "prompt": "p",
                     "completion": "```ocaml\nlet f x = x + 1\n```", "reward": 0.98, "stage": "pass", "error": None,
-                    "tests_passed": 1, "tests_total": 1, "tool_calls": 1 - g, "check_cost": 0.02 * (1 - g),
-                    "conversation": turns if g == 0 else turns[2:]}  # fmt: skip
+                    "tests_passed": 1, "tests_total": 1, "tool_calls": 1 - g % 2, "check_cost": 0.02 * (1 - g % 2),
+                    "conversation": [turns, turns[2:], second][g]}  # fmt: skip
             fh.write(json.dumps(line) + "\n")
     page.goto(f"{live_server.url}/completions?run={grpo_run.name}&tool_calls=1")
     group = page.locator('.group[data-problem="episode"]').first
@@ -200,13 +207,54 @@ def test_an_episode_reads_as_a_conversation(live_server, grpo_run: Path, page) -
         "Line 1, characters 10-11:\n1 | let f x = x +. 1\n              ^\nError: boom"
     )
     assert member.locator(".conversation pre.code .tk-kw").count() > 0  # the call's code is highlighted
+    assert member.locator(".conversation pre.call-code").inner_text() == "let f x = x +. 1"
+    assert member.locator(".conversation .tool-call").inner_text() == "calls check(code)"
     assert member.locator(".conversation pre.turn-text").first.inner_text() == evil
+    # the final turn is the answer, shown once (highlighted, with its verdict), not again in the conversation
+    assert member.locator(".conversation .turn-label").all_text_contents() == [
+        "model, turn 1",
+        "tool result (check)",
+    ]
+    assert member.locator("pre.completion").inner_text() == "```ocaml\nlet f x = x + 1\n```"
+    assert member.locator("pre.err").inner_text() == "no compiler error"
+    third = group.locator(".member").nth(2)
+    assert third.locator(".conversation pre.call-code").inner_text() == "let g = 2"  # string arguments parsed
+    assert third.locator("pre.tool-result").inner_text() == '<img src=x onerror="window.__pwned = 5">'
     assert page.locator("#groups img").count() == 0 and page.evaluate("window.__pwned === undefined")
     assert page.locator("#f-calls-box").is_visible()
     dims = page.eval_on_selector_all(
         '.group[data-problem="episode"] .member', "els => els.map(e => e.classList.contains('dim'))"
     )
-    assert dims == [False, True]
+    assert dims == [False, True, False]
+    # the calls control filters live: 0 calls leaves only the second episode undimmed
+    page.select_option("#f-calls", "0")
+    page.wait_for_function(
+        "[...document.querySelectorAll('.group[data-problem=\"episode\"] .member')]"
+        ".map(e => e.classList.contains('dim')).join() === 'true,false,true'",
+        timeout=5000,
+    )
+    assert "tool_calls=0" in page.url
+
+
+def test_grpo_page_shows_the_environment_charts_of_a_multi_turn_run(live_server, page) -> None:
+    """metrics.jsonl's env/tool_calls_mean, env/checks_mean and env/reward_by_calls/<n> (n = 0..3, the
+    0 key at two steps of three) are drawn in the Environment section, which only such runs show."""
+    run = Path(write_grpo_run(str(live_server.grpo), "br-env", steps=30, set_latest=False, episodes=True))
+    page.goto(f"{live_server.url}/?run={run.name}")
+    page.wait_for_function(
+        "window.__dash.charts['env-calls'] && window.__dash.charts['env-calls'].points() === 30", timeout=8000
+    )
+    assert page.locator("#grid-env").is_visible() and page.locator("#env-title").is_visible()
+    assert points(page, "env-reward-by-calls") == 30
+    labels = page.evaluate("window.__dash.charts['env-reward-by-calls'].u.series.map(s => s.label)")
+    assert [x for x in labels if x in ("0 calls", "1 call", "2 calls", "3 calls")] == [
+        "0 calls",
+        "1 call",
+        "2 calls",
+        "3 calls",
+    ]
+    calls = page.evaluate("window.__dash.charts['env-calls'].u.series.map(s => s.label)")
+    assert "tool calls" in calls and "checks" in calls
 
 
 def test_completions_stage_filter_and_highlighting(live_server, grpo_run: Path, page) -> None:

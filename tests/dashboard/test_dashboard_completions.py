@@ -231,3 +231,65 @@ def test_keys_inside_the_conversation_are_not_read_as_the_lines_fields(episodes_
 
 def test_a_single_turn_run_has_no_tool_call_facet(comp_file: Path) -> None:
     assert index(comp_file).facets()["tool_calls"] == {}
+
+
+def test_a_top_level_tool_calls_after_the_conversation_is_the_one_read(tmp_path: Path, write_lines) -> None:
+    """The trap: the top-level `tool_calls` count and the conversation's nested `tool_calls` lists share
+    a name. Lines with the count (and the other fields) after the conversation, whose strings and the
+    model's arguments also say "tool_calls", in json.dumps' and in compact separators: the index reads
+    the top-level integer and the top-level stage/reward, never a nested one."""
+    import json
+
+    def late(step: int, g: int, calls: int, compact: bool = False) -> str:
+        ep = episode(step, "late", g, calls, forged=True)
+        head = {k: v for k, v in ep.items() if k != "conversation"}
+        line = {"conversation": ep["conversation"], **head}  # every field after the conversation
+        return json.dumps(line, separators=(",", ":") if compact else None) + "\n"
+
+    p = tmp_path / "completions.jsonl"
+    write_lines(p, [late(1, 0, 1), late(1, 1, 2), late(1, 2, 3, compact=True), rec(1, "single", 0)])
+    assert b'"tool_calls": [' in p.read_bytes() and b'"tool_calls":99' in p.read_bytes()
+    ix = index(p)
+    assert ix.progress()["corrupt"] == 0
+    assert ix.facets()["tool_calls"] == {"1": 1, "2": 1, "3": 1}
+    assert ix.facets()["stages"] == {"type_error": 3, "pass": 1}
+    for n in (1, 2, 3):
+        (g,) = ix.query(tool_calls=n)["groups"]
+        assert [c["match"] for c in g["completions"]] == [c["tool_calls"] == n for c in g["completions"]]
+    assert ix.query(tool_calls=99)["total"] == 0 and ix.query(step=7)["total"] == 0
+    assert ix.query(tool_calls_min=2)["total"] == 1 and ix.query(stages=["pass"])["groups"][0][
+        "problem_id"
+    ] == ("single")
+    assert ix.query(reward_min=0.5)["total"] == 1  # the forged reward 1.0 is never read
+
+
+def test_a_long_episode_line_reads_its_fields_around_a_long_prompt(tmp_path: Path, write_lines) -> None:
+    """Fields sit before and after a long prompt and completion (the scanner reads the head and the
+    tail of what precedes the conversation first)."""
+    p = tmp_path / "completions.jsonl"
+    long = episode(5, "long", 0, 2)
+    long["prompt"] = 'say "tool_calls": 7, "stage": "pass" ' * 200
+    long["completion"] = "let x = 1\n" * 300
+    write_lines(p, [long])
+    ix = index(p)
+    assert ix.facets()["tool_calls"] == {"2": 1}
+    assert ix.facets()["stages"] == {"type_error": 1}
+
+
+def test_a_synthetic_episode_run_indexes_exactly(tmp_path: Path) -> None:
+    """dashboard.synthetic's episodes: the index's tool-call counts are those json.loads reads."""
+    import json
+    from collections import Counter
+
+    from dashboard.synthetic import write_grpo_run
+
+    run = Path(write_grpo_run(str(tmp_path), "ep", steps=12, episodes=True, set_latest=False))
+    lines = [json.loads(x) for x in (run / "completions.jsonl").read_text().splitlines()]
+    assert all(isinstance(x["conversation"], list) and "check_cost" in x for x in lines)
+    ix = index(run / "completions.jsonl")
+    calls = Counter(x["tool_calls"] for x in lines)
+    assert ix.facets()["tool_calls"] == {str(n): calls[n] for n in sorted(calls)}
+    groups = {(x["step"], x["problem_id"]) for x in lines if x["tool_calls"] >= 2}
+    assert ix.query(tool_calls_min=2, page_size=100)["total"] == len(groups)
+    metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all("env/tool_calls_mean" in m and "env/reward_by_calls/1" in m for m in metrics)
