@@ -9,7 +9,9 @@ compare.html to DIR (default <eval_runs>/compare_<A>__<B>/):
   (and of B / A for the mean reward);
 - per-problem lists: improved (B passes more of its samples than A, or as many with a mean reward
   higher by at least 0.01) and regressed (the reverse);
-- a stage-transition matrix: A's majority stage of a problem -> B's.
+- a stage-transition matrix: A's majority stage of a problem -> B's;
+- for two self-repair runs (--repair N), their curves: per k repairs, pass@1 and mean reward of A and
+  B and the paired interval of B - A (eval/repair.py); when only one of them repaired, a note says so.
 """
 
 from __future__ import annotations
@@ -231,25 +233,7 @@ def format_table(c: dict[str, Any]) -> str:
         lines.append(
             f"mean reward B / A: {ratio['estimate']:.2f}x, 95% interval [{ratio['low']:.2f}x, {ratio['high']:.2f}x]"
         )
-    repair = c.get("repair")
-    if repair and repair.get("note"):
-        lines += ["", f"self-repair: {repair['note']}"]
-    elif repair:
-        lines += [
-            "",
-            f"self-repair curves (feedback A: {repair['feedback']['a']}, B: {repair['feedback']['b']})",
-        ]
-        lines.append(
-            f"{'repairs':<9}{'pass@1 A':>10}{'B':>8}{'B - A':>9}  95% interval{'reward A':>14}{'B':>8}{'B - A':>9}"
-        )
-        for p in repair["curve"]:
-            p1, mr = p["pass@1"], p["mean_reward"]
-            lines.append(
-                f"{p['repairs']:<9}{_cell(p1['a'], 'rate'):>10}{_cell(p1['b'], 'rate'):>8}"
-                f"{_cell(p1['delta'], 'rate', True):>9}  [{_cell(p1['delta_interval'][0], 'rate', True)}, "
-                f"{_cell(p1['delta_interval'][1], 'rate', True)}]{_cell(mr['a'], 'value'):>10}"
-                f"{_cell(mr['b'], 'value'):>8}{_cell(mr['delta'], 'value', True):>9}"
-            )
+    lines += format_repair(c.get("repair"))
     stages = c["transition_stages"]
     if stages:
         lines.append("")
@@ -271,6 +255,36 @@ def format_table(c: dict[str, Any]) -> str:
         if len(items) > 50:
             lines.append(f"  ... {len(items) - 50} more in compare.json")
     return "\n".join(lines)
+
+
+def format_repair(repair: dict[str, Any] | None) -> list[str]:
+    """The self-repair part of the table: per k, pass@1 and mean reward of A and B, B - A and its
+    paired 95 % interval (nothing when neither run repaired; the note when only one did)."""
+    if not repair:
+        return []
+    if repair.get("note"):
+        return ["", f"self-repair: {repair['note']}"]
+    lines = [
+        "",
+        f"self-repair curves (feedback A: {repair['feedback']['a']}, B: {repair['feedback']['b']}; "
+        f"k = repairs, each sample's latest answer after k)",
+    ]
+    lines += [f"warning: {note}" for note in repair.get("notes") or []]
+    lines.append(
+        f"{'k':<4}{'pass@1 A':>10}{'B':>9}{'B - A':>11}   {'95% interval':<22}"
+        f"{'reward A':>9}{'B':>8}{'B - A':>9}   95% interval"
+    )
+    for p in repair["curve"]:
+        p1, mr = p["pass@1"], p["mean_reward"]
+        ci1, cir = p1["delta_interval"], mr["delta_interval"]
+        interval = f"[{_cell(ci1[0], 'rate', True)}, {_cell(ci1[1], 'rate', True)}]"
+        lines.append(
+            f"{p['repairs']:<4}{_cell(p1['a'], 'rate'):>10}{_cell(p1['b'], 'rate'):>9}"
+            f"{_cell(p1['delta'], 'rate', True):>11}   {interval:<22}{_cell(mr['a'], 'value'):>9}"
+            f"{_cell(mr['b'], 'value'):>8}{_cell(mr['delta'], 'value', True):>9}"
+            f"   [{_cell(cir[0], 'value', True)}, {_cell(cir[1], 'value', True)}]"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

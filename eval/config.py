@@ -154,8 +154,19 @@ def _parse(e: Env, explicit_k: bool) -> EvalConfig:
         output_dir=run_root("eval", e),
         run_name=run_name,
         resume=e.str("EVAL_RESUME", None),
-        repair=e.int("EVAL_REPAIR", 0, minimum=0),
+        repair=_repairs(e),
     )
+
+
+def _repairs(e: Env) -> int:
+    """EVAL_REPAIR: self-repair rounds per failing answer (0 = none, single-turn as without it)."""
+    repair = e.int("EVAL_REPAIR", 0)
+    if repair < 0:
+        raise ConfigError(
+            f"EVAL_REPAIR={e.raw('EVAL_REPAIR')!r}: expected the number of self-repair rounds, an integer "
+            ">= 0 (0 = no repair)"
+        )
+    return repair
 
 
 def _json_object(raw: str | None) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """An evaluation's directory, `eval_runs/<model-tag>_<time>/`: results.jsonl (one row per sample,
-appended as samples are scored), summary.json (rewritten atomically after every batch, `status` tells
-whether the run finished) and report.html. Also reading a run back, for reports and comparisons.
+appended as samples are scored), repairs.jsonl (self-repair runs only: one row per repair turn,
+eval/repair.py), summary.json (rewritten atomically after every batch, `status` tells whether the run
+finished) and report.html. Also reading a run back, for reports and comparisons.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import datetime as _dt
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +99,12 @@ class EvalRunDir:
 
 @dataclass
 class LoadedRun:
-    """A run read back: its directory, summary.json (may be partial) and results rows."""
+    """A run read back: its directory, summary.json (may be partial), results rows and repair rows."""
 
     path: Path
     summary: dict[str, Any]
     rows: list[dict[str, Any]]
+    repairs: list[dict[str, Any]] = field(default_factory=list)  # repairs.jsonl (self-repair runs)
 
     @property
     def name(self) -> str:
@@ -127,24 +129,31 @@ def resolve_run(spec: str, root: str | Path = "eval_runs") -> Path:
     return path
 
 
-def load_run(spec: str | Path, root: str | Path = "eval_runs") -> LoadedRun:
-    """Read a run's summary.json and results.jsonl (a torn last line from a crash is ignored)."""
-    path = resolve_run(str(spec), root)
-    summary_path = path / SUMMARY
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSONL file written by JsonlFile (a torn last line from a crash is ignored)."""
     rows = []
-    with (path / RESULTS).open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.endswith("\n"):
                 break  # a line being written, or torn by a crash
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path / RESULTS}:{n}: not valid JSON ({e.msg})") from None
-    return LoadedRun(path=path, summary=summary, rows=rows)
+                raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+    return rows
+
+
+def load_run(spec: str | Path, root: str | Path = "eval_runs") -> LoadedRun:
+    """Read a run's summary.json, results.jsonl and, for a self-repair run, repairs.jsonl."""
+    path = resolve_run(str(spec), root)
+    summary_path = path / SUMMARY
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
+    repairs = read_rows(path / REPAIRS) if (path / REPAIRS).exists() else []
+    return LoadedRun(path=path, summary=summary, rows=read_rows(path / RESULTS), repairs=repairs)
 
 
 __all__ = [
+    "REPAIRS",
     "REPORT",
     "RESULTS",
     "SUMMARY",
@@ -153,6 +162,7 @@ __all__ = [
     "RunNotFound",
     "load_run",
     "model_tag",
+    "read_rows",
     "resolve_run",
     "write_json",
 ]

@@ -13,6 +13,7 @@ from collections import defaultdict
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from .outputs import LoadedRun, load_run
 from .report_template import COMPARE_TEMPLATE, RUN_TEMPLATE
@@ -62,6 +63,12 @@ def render_report(run: LoadedRun) -> str:
         rows.sort(key=lambda r: r.get("sample", 0))
     prompts = {p["id"]: p.get("prompt", "") for p in summary.get("problems", [])}
     ks = (summary.get("settings") or {}).get("ks") or [1]
+    repairs: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for row in run.repairs:
+        repairs[(row["problem_id"], row["sample"])].append(row)
+    for turns in repairs.values():
+        turns.sort(key=lambda r: r["turn"])
+    curve = (summary.get("repair") or {}).get("curve") or []
     return (
         _environment()
         .from_string(RUN_TEMPLATE)
@@ -79,8 +86,62 @@ def render_report(run: LoadedRun) -> str:
             samples=samples,
             prompts=prompts,
             invalid=summary.get("invalid_problems") or [],
+            repairs=dict(repairs),
+            repair_chart=repair_chart(curve) if curve else "",
         )
     )
+
+
+CHART_SERIES = (("pass@1", "pass@1", "#2e7dba"), ("mean_reward", "mean reward", "#e07b00"))
+
+
+def repair_chart(curve: list[dict[str, Any]], width: int = 520, height: int = 240) -> Markup:
+    """The self-repair curve as an inline SVG: pass@1 and mean reward (both in [0, 1]) against the
+    number of repairs, each point with its 95 % interval as a bar. Built from numbers only."""
+    left, right, top, bottom = 44, 130, 14, 34
+    w, h = width - left - right, height - top - bottom
+    last = max(1, len(curve) - 1)
+
+    def x(k: float) -> float:
+        return left + w * k / last
+
+    def y(v: float) -> float:
+        return top + h * (1 - max(0.0, min(1.0, v)))
+
+    parts = [
+        f'<svg width="{width}" height="{height}" role="img" '
+        f'aria-label="pass@1 and mean reward after 0 to {last} repairs">'
+    ]
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(
+            f'<line x1="{left}" x2="{left + w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#eee"/>'
+            f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick:g}</text>'
+        )
+    for i, point in enumerate(curve):
+        parts.append(
+            f'<text x="{x(i):.1f}" y="{top + h + 16}" text-anchor="middle">{int(point.get("repairs", i))}</text>'
+        )
+    parts.append(f'<text x="{left + w / 2:.1f}" y="{height - 4}" text-anchor="middle">repairs</text>')
+    for n, (key, label, color) in enumerate(CHART_SERIES):
+        pts = [(i, float(p[key])) for i, p in enumerate(curve) if p.get(key) is not None]
+        if pts:
+            line = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in pts)
+            parts.append(f'<polyline points="{line}" fill="none" stroke="{color}" stroke-width="2"/>')
+        for i, v in pts:
+            ci = curve[i].get(f"{key}_ci")
+            if ci and ci[0] is not None and ci[1] is not None:
+                parts.append(
+                    f'<line x1="{x(i):.1f}" x2="{x(i):.1f}" y1="{y(float(ci[0])):.1f}" '
+                    f'y2="{y(float(ci[1])):.1f}" stroke="{color}" stroke-opacity="0.45" stroke-width="5"/>'
+                )
+            parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3.5" fill="{color}"/>')
+        ly = top + 10 + 18 * n
+        parts.append(
+            f'<line x1="{left + w + 14}" x2="{left + w + 32}" y1="{ly}" y2="{ly}" stroke="{color}" stroke-width="2"/>'
+            f'<text x="{left + w + 38}" y="{ly + 4}">{label}</text>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
 
 
 def render_compare(comparison: dict[str, Any]) -> str:

@@ -28,6 +28,8 @@ pre { background: #f6f8fa; border: 1px solid #e2e2e2; padding: 8px; overflow-x: 
 pre.error { background: #fff5f5; border-color: #f1c0c0; }
 .kv td:first-child { color: #555; } .legend span { margin-right: 12px; }
 .filters { margin: 8px 0; } .filters input, .filters select { font: inherit; padding: 2px 6px; }
+.chart svg { background: #fff; border: 1px solid #ddd; border-radius: 6px; margin: 6px 0; }
+.chart text { font-size: 11px; fill: #555; }
 """
 
 RUN_TEMPLATE = (
@@ -68,26 +70,30 @@ RUN_TEMPLATE = (
 </table>
 
 {% if summary.repair %}
-<h2>Self-repair ({{ summary.repair.max_repairs }} rounds, feedback: {{ summary.repair.feedback }})</h2>
-<p class="muted">After a failing answer the model read the check's verdict on it (the compiler's error, or which of
-the prompt's examples failed; never the hidden tests) and tried again. After k repairs each sample counts with its
-latest answer; intervals are 95% bootstrap over problems.</p>
+{% set rep = summary.repair %}
+<h2 id="self-repair">Self-repair ({{ rep.max_repairs }} round{{ "s" if rep.max_repairs != 1 }}, feedback: {{ rep.feedback }})</h2>
+<p class="muted">After a failing answer the model read the check's verdict on it (the compiler's error{% if rep.feedback == "examples" %}, or which of
+the prompt's visible examples failed{% endif %}; never the hidden tests) and tried again, up to {{ rep.max_repairs }} time(s); a
+sample that passed stopped. After k repairs each sample counts with its latest answer at turn ≤ k. pass@1 and mean
+reward are means over problems; intervals are 95 % bootstrap over problems. The metrics above are turn 0's.</p>
+<div class="chart">{{ repair_chart }}</div>
 <table>
-<tr><th class="r">repairs</th><th class="r">pass@1</th><th>95% CI</th><th class="r">mean reward</th><th>95% CI</th>
-<th class="r">samples repaired</th><th class="r">newly passing</th><th></th></tr>
-{% for c in summary.repair.curve %}
+<tr><th class="r">repairs</th><th class="r">pass@1</th><th>95% interval</th><th class="r">mean reward</th><th>95% interval</th>
+<th class="r">passing</th><th class="r">samples repaired</th><th class="r">newly passing</th><th></th></tr>
+{% for c in rep.curve %}
 <tr><td class="r">{{ c.repairs }}</td><td class="r">{{ c["pass@1"] | pct }}</td>
 <td class="muted">{% if c["pass@1_ci"] %}{{ c["pass@1_ci"][0] | pct }} – {{ c["pass@1_ci"][1] | pct }}{% endif %}</td>
 <td class="r">{{ c.mean_reward | num }}</td>
 <td class="muted">{% if c.mean_reward_ci %}{{ c.mean_reward_ci[0] | num }} – {{ c.mean_reward_ci[1] | num }}{% endif %}</td>
+<td class="r">{{ c.passing if c.passing is defined else "–" }}/{{ c.samples if c.samples is defined else "–" }}</td>
 <td class="r">{{ c.samples_repaired }}</td><td class="r">{{ c.newly_passing }}</td>
 <td><div class="bar"><i style="width: {{ '%.2f' % (100 * (c["pass@1"] or 0)) }}%; background: #2e7dba"></i></div></td></tr>
 {% endfor %}
 </table>
 <h3>Funnel after each round</h3>
 <table>
-<tr><th class="r">repairs</th>{% for f in summary.repair.curve[0].funnel %}<th class="r">{{ f.level }}</th>{% endfor %}</tr>
-{% for c in summary.repair.curve %}
+<tr><th class="r">repairs</th>{% for f in rep.curve[0].funnel %}<th class="r">{{ f.level }}</th>{% endfor %}</tr>
+{% for c in rep.curve %}
 <tr><td class="r">{{ c.repairs }}</td>{% for f in c.funnel %}<td class="r">{{ f.reached }} ({{ f.rate | pct }})</td>{% endfor %}</tr>
 {% endfor %}
 </table>
@@ -146,7 +152,7 @@ generated for and are excluded from every rate: they are not model failures.</p>
 <summary><span><b>{{ p.id }}</b>{% if p.tags %} <span class="muted">{{ p.tags | join(', ') }}</span>{% endif %}</span>
 <span>{{ p.difficulty or "–" }}</span><span>{{ p.passed }}/{{ p.n }}</span><span>{{ p.get("pass@1") | pct(0) }}</span>
 <span>{{ p.mean_reward | num }}</span>
-<span>{% for s in samples.get(p.id, []) %}<span class="chip" title="sample {{ s.sample }}: {{ s.stage }}" style="background: {{ stage_colors.get(s.stage, '#999') }}">{{ s.sample }}</span>{% endfor %}</span>
+<span>{% for s in samples.get(p.id, []) %}<span class="chip" title="sample {{ s.sample }}: {{ s.stage }}" style="background: {{ stage_colors.get(s.stage, '#999') }}">{{ s.sample }}</span>{% for t in repairs.get((p.id, s.sample), []) %}<span class="chip" title="sample {{ s.sample }}, repair {{ t.turn }}: {{ t.stage }}" style="background: {{ stage_colors.get(t.stage, '#999') }}">↻{{ t.turn }}</span>{% endfor %}{% endfor %}</span>
 </summary>
 <div class="problem-body">
 <div class="muted">prompt</div><pre>{{ prompts.get(p.id, "") }}</pre>
@@ -160,6 +166,15 @@ generated for and are excluded from every rate: they are not model failures.</p>
 <details><summary>completion ({{ s.completion | length }} characters)</summary><pre>{{ s.completion }}</pre>
 {% if s.scored_text is defined and s.scored_text is not none %}<div class="muted">scored after the MultiPL-E stop tokens:</div><pre>{{ s.scored_text }}</pre>{% endif %}
 </details>
+{% for t in repairs.get((p.id, s.sample), []) %}
+<div class="sample" style="border-left-color: {{ stage_colors.get(t.stage, '#999') }}">
+<b>repair {{ t.turn }}</b>: {{ t.stage }} · reward {{ t.total_reward | num }} · tests {{ t.tests_passed }}/{{ t.tests_total }}
+ · {{ t.completion_tokens if t.completion_tokens is not none else "?" }} tokens ({{ t.finish_reason or "?" }})
+<div class="muted">the feedback it was shown on its previous answer:</div><pre>{{ t.feedback }}</pre>
+{% if t.error %}<pre class="error">{{ t.error }}</pre>{% endif %}
+<details><summary>completion ({{ t.completion | length }} characters)</summary><pre>{{ t.completion }}</pre></details>
+</div>
+{% endfor %}
 </div>
 {% endfor %}
 </div>
@@ -225,6 +240,26 @@ COMPARE_TEMPLATE = (
 ({{ c.samples_per_problem.a }} sample(s) per problem in A, {{ c.samples_per_problem.b }} in B).
 {% if c.reward_ratio %}Mean reward B / A: {{ "%.2f" | format(c.reward_ratio.estimate) }}×, 95 % interval
 [{{ "%.2f" | format(c.reward_ratio.low) }}×, {{ "%.2f" | format(c.reward_ratio.high) }}×].{% endif %}</p>
+
+{% if c.repair %}
+<h2>Self-repair curves</h2>
+{% if c.repair.note %}<p class="muted">{{ c.repair.note }}</p>
+{% else %}
+<p class="muted">Feedback A: {{ c.repair.feedback.a }}, B: {{ c.repair.feedback.b }}. After k repairs each sample counts
+with its latest answer; B − A with a 95 % paired bootstrap interval over the common problems.</p>
+{% for n in c.repair.notes or [] %}<p class="warn">{{ n }}</p>{% endfor %}
+<table>
+<tr><th class="r">repairs</th><th class="r">pass@1 A</th><th class="r">B</th><th class="r">B − A</th><th class="r">95 % interval</th>
+<th class="r">mean reward A</th><th class="r">B</th><th class="r">B − A</th><th class="r">95 % interval</th></tr>
+{% for p in c.repair.curve %}{% set p1 = p["pass@1"] %}{% set mr = p.mean_reward %}
+<tr><td class="r">{{ p.repairs }}</td><td class="r">{{ p1.a | pct }}</td><td class="r">{{ p1.b | pct }}</td>
+<td class="r">{{ p1.delta | delta }}</td><td class="r muted">[{{ p1.delta_interval[0] | delta }}, {{ p1.delta_interval[1] | delta }}]</td>
+<td class="r">{{ mr.a | num }}</td><td class="r">{{ mr.b | num }}</td><td class="r">{{ mr.delta | delta(3, false) }}</td>
+<td class="r muted">[{{ mr.delta_interval[0] | delta(3, false) }}, {{ mr.delta_interval[1] | delta(3, false) }}]</td></tr>
+{% endfor %}
+</table>
+{% endif %}
+{% endif %}
 
 <h2>Stage transitions (A's majority stage → B's)</h2>
 <table>

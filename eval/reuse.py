@@ -43,19 +43,30 @@ def fingerprint(cfg: EvalConfig, verifier: VerifierConfig, problems: Iterable[Pr
         "git_commit": git_commit(REPO),
         "problems_sha256": problems_digest(problems),
     }
+    if cfg.repair:  # the repair feedback depends on the environment's settings too (eval/repair.py)
+        import os
+
+        from rlvr.environment import EnvironmentSettings
+
+        from .repair import environment_record
+
+        fields["repair_environment"] = environment_record(EnvironmentSettings.from_env(os.environ))
     return json.loads(json.dumps(fields))
 
 
 def recorded_fingerprint(summary: dict[str, Any]) -> dict[str, Any]:
     """The same fields as `fingerprint`, read back from a summary.json."""
     settings = summary.get("settings") or {}
-    return {
+    fields = {
         "settings": {k: v for k, v in settings.items() if k not in PLACE_SETTINGS},
         "verifier": summary.get("verifier"),
         "system_prompt": summary.get("system_prompt"),
         "git_commit": summary.get("git_commit"),
         "problems_sha256": (summary.get("data") or {}).get("problems_sha256"),
     }
+    if settings.get("repair"):
+        fields["repair_environment"] = (summary.get("repair") or {}).get("environment")
+    return fields
 
 
 def find_equivalent(root: Path, wanted: dict[str, Any]) -> Path | None:

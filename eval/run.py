@@ -7,6 +7,8 @@ the backend -> for each batch of problems: build the chat prompts with rlvr.prom
 sees), sample n answers each, apply MultiPL-E stop tokens, score with the verifier, append the rows to
 results.jsonl and rewrite summary.json -> report.html. Generation of batch i+1 overlaps the scoring of
 batch i. A crash or Ctrl-C keeps every finished batch; summary.json's `status` says what happened.
+With --repair N (eval/repair.py) each batch's failing answers then get up to N self-repair turns
+(feedback from a check of the answer, never the hidden tests) written to repairs.jsonl.
 
 Exit status: 0 done; 1 failed during the run (files kept); 2 bad settings, data or model (nothing
 written); 130 interrupted.
@@ -16,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlvr.completions import apply_stop_tokens
 from rlvr.data import DataError, LoadReport, load_problems, multipl_e_file
@@ -40,10 +43,13 @@ from .backends.server import ServerError
 from .config import FLAGS, EvalConfig
 from .metrics import summarize
 from .outputs import EvalRunDir, LoadedRun, model_tag
-from .repair import curve, repair_batch
+from .repair import ENVIRONMENT_FIELDS, REPAIR_REQUEST, check_all, curve, environment_record, repair_batch
 from .report import render_report
 from .resume import Resumed
 from .reuse import problems_digest
+
+if TYPE_CHECKING:  # rlvr.environment is imported only by runs that repair
+    from rlvr.environment import Checker, EnvironmentSettings
 
 REPO = Path(__file__).resolve().parent.parent
 FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
@@ -143,6 +149,7 @@ class Evaluation:
         run: EvalRunDir,
         timing: dict[str, float],
         resumed: Resumed | None = None,
+        environment: EnvironmentSettings | None = None,
     ):
         self.cfg = cfg
         self.problems = problems
@@ -163,12 +170,16 @@ class Evaluation:
         self.t0 = time.monotonic()
         self.meta = problem_records(problems, invalid)
         self.static = {"versions": versions(), "git_commit": git_commit(REPO)}
-        self.repair_rows: list[dict[str, Any]] = []
-        self.checker = None
+        # self-repair (eval/repair.py): the environment's checker gives the feedback
+        self.repair_rows: list[dict[str, Any]] = list(resumed.repairs) if resumed else []
+        self.repair_timing = {"check_s": 0.0, "generate_s": 0.0, "score_s": 0.0}  # this attempt's
+        self.checker: Checker | None = None
         if cfg.repair:
-            from rlvr.environment import Checker, EnvironmentSettings
+            from rlvr.environment import Checker
 
-            self.checker = Checker(verifier, self.valid, EnvironmentSettings.from_env(os.environ))
+            if environment is None:
+                raise ValueError("a self-repair evaluation needs the environment's settings")
+            self.checker = Checker(verifier, self.valid, environment)
 
     def execute(self) -> None:
         """Generate and score every valid problem, batch by batch; raises what stopped it."""
@@ -191,7 +202,7 @@ class Evaluation:
                     if pending is not None:
                         pending.result()
                     if self.cfg.repair:  # repairs generate too: no overlap with the next batch
-                        self._repair_batch(chunk, self._score_batch(chunk, generations), start)
+                        self._repair_batch(chunk, generations, start)
                         continue
                     pending = scorer.submit(self._score_batch, chunk, generations)
                 if pending is not None:
@@ -201,17 +212,32 @@ class Evaluation:
                     with contextlib.suppress(Exception):
                         pending.result()
 
-    def _score_batch(self, chunk: list[Problem], generations: list[list[Generation]]) -> list[dict[str, Any]]:
+    def _score_batch(self, chunk: list[Problem], generations: list[list[Generation]]) -> None:
+        rows = self._score_first(chunk, generations)
+        self._commit(chunk, rows, [])
+
+    def _score_first(self, chunk: list[Problem], generations: list[list[Generation]]) -> list[dict[str, Any]]:
+        """The results rows (turn 0) of a batch."""
         t = time.monotonic()
         items = [(p, apply_stop_tokens(p, g.text)) for p, gs in zip(chunk, generations) for g in gs]
         outcomes = self.verifier.score_batch(items, ids=[p.id for p, _ in items])
         rows: list[dict[str, Any]] = []
         for i, (p, gs) in enumerate(zip(chunk, generations)):
             rows += sample_rows(p, gs, outcomes[i * self.cfg.n : (i + 1) * self.cfg.n])
+        self.timing["score_s"] += time.monotonic() - t
+        return rows
+
+    def _commit(
+        self, chunk: list[Problem], rows: list[dict[str, Any]], repairs: list[dict[str, Any]]
+    ) -> None:
+        """Write a finished batch: its repair rows first, then its results rows, so that a batch whose
+        results.jsonl rows are whole has all its repairs on disk too (eval/resume.py relies on it)."""
+        if repairs:
+            self.run.append_repairs(repairs)
         self.run.append(rows)
+        self.repair_rows.extend(repairs)
         self.rows.extend(rows)
         self.problems_done += len(chunk)
-        self.timing["score_s"] += time.monotonic() - t
         summary = self.write_summary("running")
         m = summary["metrics"]
         print(
@@ -221,21 +247,44 @@ class Evaluation:
             + f" | generate {self.timing['generate_s']:.1f} s, score {self.timing['score_s']:.1f} s",
             flush=True,
         )
-        return rows
+        if self.cfg.repair:
+            points = summary["repair"]["curve"]
+            print(
+                "  pass@1 after 0.."
+                + str(self.cfg.repair)
+                + " repairs: "
+                + " -> ".join(_fmt(p["pass@1"]) for p in points)
+                + f" | repair turns {len(self.repair_rows)}"
+                + f" (generate {self.repair_timing['generate_s']:.1f} s, check {self.repair_timing['check_s']:.1f} s,"
+                + f" score {self.repair_timing['score_s']:.1f} s)",
+                flush=True,
+            )
 
-    def _score_rows(self, problem: Problem, generations: list[Generation]) -> list[dict[str, Any]]:
-        items = [(problem, apply_stop_tokens(problem, g.text)) for g in generations]
-        return sample_rows(
-            problem, generations, self.verifier.score_batch(items, ids=[problem.id] * len(items))
-        )
+    def _repair_batch(self, chunk: list[Problem], generations: list[list[Generation]], start: int) -> None:
+        """Score a batch's first answers, give its failing ones up to cfg.repair repair turns
+        (eval/repair.py), then write the batch."""
+        rows = self._score_first(chunk, generations)
+        checker = self.checker
+        assert checker is not None
 
-    def _repair_batch(self, chunk: list[Problem], rows: list[dict[str, Any]], start: int) -> None:
-        """Up to cfg.repair repair turns for the batch's failing answers (eval/repair.py)."""
+        def check(items):
+            t = time.monotonic()
+            out = check_all(checker, items, self.verifier.jobs)
+            self.repair_timing["check_s"] += time.monotonic() - t
+            return out
 
         def generate(conversations, seed):
             t = time.monotonic()
             out = self.backend.generate(conversations, 1, seed=seed)
-            self.timing["generate_s"] += time.monotonic() - t
+            self.repair_timing["generate_s"] += time.monotonic() - t
+            return out
+
+        def score(items):
+            t = time.monotonic()
+            texts = [(p, apply_stop_tokens(p, g.text)) for p, g in items]
+            outcomes = self.verifier.score_batch(texts, ids=[p.id for p, _ in texts])
+            out = [sample_rows(p, [g], [o])[0] for (p, g), o in zip(items, outcomes)]
+            self.repair_timing["score_s"] += time.monotonic() - t
             return out
 
         repairs = repair_batch(
@@ -244,16 +293,11 @@ class Evaluation:
             {p.id: build_messages(p) for p in chunk},
             self.cfg.repair,
             generate,
-            self._score_rows,
-            self.checker,
+            check,
+            score,
             seed=self.cfg.seed + start * self.cfg.n,
         )
-        if repairs:
-            self.run.append_repairs(repairs)
-            self.repair_rows.extend(repairs)
-        summary = self.write_summary("running")
-        last = summary["repair"]["curve"][-1]
-        print(f"  after {self.cfg.repair} repairs: pass@1 {_fmt(last.get('pass@1'))}", flush=True)
+        self._commit(chunk, rows, repairs)
 
     def summary(self, status: str, error: str | None = None) -> dict[str, Any]:
         metrics = summarize(
@@ -312,11 +356,19 @@ class Evaluation:
         }
 
     def repair_summary(self) -> dict[str, Any]:
+        assert self.checker is not None
+        tokens = sum(r.get("completion_tokens") or 0 for r in self.repair_rows)
         return {
             "max_repairs": self.cfg.repair,
             "feedback": self.checker.settings.feedback,
+            "environment": environment_record(self.checker.settings),
+            "request": REPAIR_REQUEST,
             "repair_rows": len(self.repair_rows),
             "curve": curve(self.rows, self.repair_rows, self.cfg.repair, [p.id for p in self.valid]),
+            "timing": {
+                **{k: round(v, 3) for k, v in self.repair_timing.items()},
+                "completion_tokens": tokens,
+            },
         }
 
     def write_summary(self, status: str, error: str | None = None) -> dict[str, Any]:
@@ -327,7 +379,7 @@ class Evaluation:
     def finish(self, status: str, error: str | None = None) -> dict[str, Any]:
         """Final summary.json and report.html (also after a failure: they cover what was done)."""
         summary = clean(self.write_summary(status, error))
-        self.run.write_report(render_report(LoadedRun(self.run.path, summary, self.rows)))
+        self.run.write_report(render_report(LoadedRun(self.run.path, summary, self.rows, self.repair_rows)))
         self.run.close()
         return summary
 
@@ -390,6 +442,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def repair_environment(cfg: EvalConfig, resumed: dict[str, Any] | None) -> EnvironmentSettings | None:
+    """The environment settings the repair feedback is made with (ENV_FEEDBACK, ENV_MAX_OUTPUT_BYTES,
+    ...; a resumed run's recorded ones win); None without repairs. Raises ConfigError."""
+    if not cfg.repair:
+        return None
+    from rlvr.environment import EnvironmentSettings
+
+    settings = EnvironmentSettings.from_env(os.environ)
+    recorded = ((resumed or {}).get("repair") or {}).get("environment") or {}
+    return dataclasses.replace(settings, **{k: v for k, v in recorded.items() if k in ENVIRONMENT_FIELDS})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -397,11 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         resume_path, resume_summary = None, None
         if cfg.resume:
             cfg, resume_path, resume_summary = resume.open_run(cfg)
-            if cfg.repair:
-                raise ConfigError(
-                    f"{resume_path}: a self-repair run (EVAL_REPAIR={cfg.repair}) cannot be resumed: its "
-                    "repair turns of the interrupted batch are not whole; start it again"
-                )
+        environment = repair_environment(cfg, resume_summary)
         problems, load = load_eval_problems(cfg)
         if resume_path is not None:
             resume.check_same_problems(resume_path, resume_summary, problems_digest(problems))
@@ -430,11 +490,17 @@ def main(argv: list[str] | None = None) -> int:
             valid = [p for p in problems if p.id not in invalid]
             resumed = resume.whole_batches(resume_path, valid, cfg.n, cfg.batch_size)
             run = EvalRunDir(resume_path)
-            print(f"resuming {run.path}: {len(resumed.done)} of {len(valid)} problems kept", flush=True)
+            print(
+                f"resuming {run.path}: {len(resumed.done)} of {len(valid)} problems kept"
+                + (f" (with their {len(resumed.repairs)} repair turns)" if cfg.repair else ""),
+                flush=True,
+            )
         else:
             run = EvalRunDir.create(cfg.output_dir, model_tag(backend.describe().get("spec")), cfg.run_name)
             print(f"writing {run.path}", flush=True)
-        evaluation = Evaluation(cfg, problems, invalid, load, verifier, backend, run, timing, resumed)
+        evaluation = Evaluation(
+            cfg, problems, invalid, load, verifier, backend, run, timing, resumed, environment
+        )
         try:
             evaluation.execute()
         except KeyboardInterrupt:

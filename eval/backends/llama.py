@@ -32,6 +32,19 @@ SAMPLING = {
     "samplers": ["temperature", "top_k", "top_p", "min_p"],
 }
 PROMPT_TOKENS = 1024  # room per slot for the prompt (the bundled prompts are < 600 tokens)
+REPAIR_REQUEST_TOKENS = 64  # eval.repair.REPAIR_REQUEST's own words, with room to spare
+
+
+def context_per_slot(cfg: EvalConfig) -> int:
+    """Tokens per slot: the prompt and the answer; with self-repair (eval/repair.py) also the previous
+    answer and the feedback on it (at most ENV_MAX_OUTPUT_BYTES bytes, so at most as many tokens)."""
+    tokens = PROMPT_TOKENS + cfg.max_tokens
+    if cfg.repair:
+        from rlvr.environment import EnvironmentSettings
+
+        feedback = EnvironmentSettings.from_env(os.environ).max_output_bytes
+        tokens += cfg.max_tokens + feedback + REPAIR_REQUEST_TOKENS
+    return tokens
 
 
 class LlamaServerBackend:
@@ -49,7 +62,7 @@ class LlamaServerBackend:
             threads = cfg.threads or os.cpu_count() or 1
             self.server = LlamaServer(
                 cfg.concurrency,
-                PROMPT_TOKENS + cfg.max_tokens,
+                context_per_slot(cfg),
                 threads,
                 self.work / "llama-server.log",
                 jinja=True,
