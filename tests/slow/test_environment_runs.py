@@ -12,7 +12,7 @@ import pytest
 from rlvr.environment import OCamlEnvironment, tool_chat_template, tool_hint
 from rlvr.problems import Problem
 from rlvr.prompts import build_messages
-from tests.train.conftest import PROBLEMS, run_module, tiny_model, train_env  # noqa: F401  (fixture)
+from tests.train.conftest import PROBLEMS, read_jsonl, run_module, tiny_model, train_env  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -21,10 +21,6 @@ TOOL_RESULTS = (
     "Your code compiles. The problem states no examples to run.",
     "Line 1, characters 3-4:\nError: x",
 )
-
-
-def read_jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def teach_tool_calls(base_model, out):

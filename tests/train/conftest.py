@@ -78,6 +78,11 @@ def train_env(model: Path, problems: Path, out: Path, **extra: str) -> dict[str,
     return env
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    """Every line of a run file (blank lines skipped)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def run_module(module: str, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", module], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout

@@ -8,11 +8,7 @@ import sys
 
 import pytest
 
-from .conftest import REPO, run_module, train_env
-
-
-def read_jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+from .conftest import REPO, read_jsonl, run_module, train_env
 
 
 @pytest.fixture(scope="module")
