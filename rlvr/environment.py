@@ -13,9 +13,9 @@ right sooner is worth more. An infrastructure failure stays None. Limits per epi
 checks, ENV_MAX_CODE_BYTES of code per check, ENV_MAX_OUTPUT_BYTES of feedback per check and
 ENV_SANDBOX_BUDGET_S of sandbox time in all; past a limit the tool says so instead of running.
 
-Two faces use the same checker: TRL 1.16's `GRPOTrainer(environment_factory=...)` (`OCamlEnvironment`:
-`reset(**row)` and one public method, the tool) and the self-repair evaluation (eval.repair). The
-verifiers Taskset is not built yet (doc/environment.md, the user's guide, says what it would use).
+Three faces use the same checker: TRL 1.16's `GRPOTrainer(environment_factory=...)` (`OCamlEnvironment`:
+`reset(**row)` and one public method, the tool), the self-repair evaluation (eval.repair) and the
+verifiers 0.4 environment (rlvr.verifiers_env, the `verifiers` extra). doc/environment.md is the guide.
 """
 
 from __future__ import annotations
@@ -320,22 +320,29 @@ def environment_factory(checker: Checker):
 # -- chat templates that can call tools -------------------------------------------------------------
 
 
-def tool_chat_template(tokenizer) -> str | None:
-    """Give `tokenizer` a chat template that renders tool calls, if it has none: TRL's tool loop needs one.
-
-    A ChatML template without tools (SmolLM2's) becomes Qwen2.5's ChatML with Hermes-style
-    `<tool_call>` JSON, the same tokens plus a tool schema in the system turn, for which TRL has a
-    response parser. Returns what was changed (None: nothing), and raises ConfigError for a template
-    it cannot extend."""
+def tool_template(tokenizer) -> str:
+    """A chat template for `tokenizer` that renders tools and tool calls: its own when it can, else,
+    for a ChatML template without tools (SmolLM2's), Qwen2.5's ChatML with Hermes-style `<tool_call>`
+    JSON (the same tokens plus a tool schema in the system turn, for which TRL has a response parser).
+    Raises ConfigError for a template it cannot extend."""
     from trl.chat_template_utils import qwen2_5_chat_template, supports_tool_calling
 
     if supports_tool_calling(tokenizer):
-        return None
+        return tokenizer.chat_template
     vocab = tokenizer.get_vocab()
     if "<|im_start|>" in vocab and "<|im_end|>" in vocab:
-        tokenizer.chat_template = qwen2_5_chat_template
-        return "the model's ChatML template cannot call tools: using Qwen2.5's ChatML tool-calling template"
+        return qwen2_5_chat_template
     raise ConfigError(
-        "GRPO_ENVIRONMENT=ocaml: the model's chat template cannot render tool calls and is not ChatML; "
-        "use a model whose template supports tools (e.g. Qwen2.5-Coder) or GRPO_ENVIRONMENT=none"
+        "the model's chat template cannot render tool calls and is not ChatML; use a model whose "
+        "template supports tools (e.g. Qwen2.5-Coder), or no tools (GRPO_ENVIRONMENT=none)"
     )
+
+
+def tool_chat_template(tokenizer) -> str | None:
+    """Give `tokenizer` a chat template that renders tool calls (tool_template), if it has none: TRL's
+    tool loop needs one. Returns what was changed (None: nothing)."""
+    template = tool_template(tokenizer)
+    if template == tokenizer.chat_template:
+        return None
+    tokenizer.chat_template = template
+    return "the model's ChatML template cannot call tools: using Qwen2.5's ChatML tool-calling template"

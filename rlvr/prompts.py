@@ -49,12 +49,14 @@ def build_messages(
     return messages
 
 
-def render(tokenizer, messages: list[dict[str, str]], tools: list | None = None) -> str:
-    """The text the model sees for `messages` (its chat template, with the generation prompt; with
-    `tools`, their schema as the template renders it)."""
-    if getattr(tokenizer, "chat_template", None):
+def render(
+    tokenizer, messages: list[dict[str, str]], tools: list | None = None, chat_template: str | None = None
+) -> str:
+    """The text the model sees for `messages` (its chat template, or `chat_template`, with the
+    generation prompt; with `tools`, their schema as the template renders it)."""
+    if chat_template or getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(
-            messages, tools=tools, tokenize=False, add_generation_prompt=True
+            messages, tools=tools, tokenize=False, add_generation_prompt=True, chat_template=chat_template
         )
     # A tokenizer without a chat template (tiny test models): a plain, explicit layout.
     parts = [f"{m['role'].upper()}:\n{m['content']}\n" for m in messages]

@@ -5,12 +5,19 @@ and for users without llama.cpp or vLLM.
     OPENAI_BASE_URL=http://127.0.0.1:8000/v1 make eval backend=server
 
 Endpoints: GET /v1/models, POST /v1/chat/completions with messages, n, temperature, top_p, max_tokens
-(or max_completion_tokens), seed, stop. What it is and is not (doc/eval.md):
+(or max_completion_tokens), seed, stop, tools, tool_choice ("auto" | "none"), stream and
+stream_options.include_usage. What it is and is not (doc/eval.md):
 - One model, loaded like the eval's transformers backend (an adapter dir is merged onto its base) and
   prompted with the same renderer (rlvr.prompts.render), so both backends see the same text.
 - One generation at a time (a lock); the n samples of a request are one batched `generate`. Concurrent
   requests queue; for throughput use vLLM or llama-server.
-- No streaming, tools, logprobs or images: such requests are refused (HTTP 400), never ignored.
+- Tools: the schema is rendered by the model's chat template, or, for a ChatML template that cannot
+  render tools (SmolLM2's), by Qwen2.5's tool template, as GRPO_ENVIRONMENT=ocaml trains with
+  (rlvr.environment.tool_template); `<tool_call>` JSON in the output comes back as `tool_calls`.
+- stream=true sends the finished generation as server-sent events (the text in one delta, then the
+  finish reason and usage): clients that always stream (verifiers' chat harness) work; tokens do not
+  arrive one by one.
+- No logprobs, images or forced tool choice: such requests are refused (HTTP 400), never ignored.
 - The `model` field of a request is not checked (one model is served, as with llama-server).
 - Binds 127.0.0.1 by default and has no authentication.
 """
@@ -18,7 +25,9 @@ Endpoints: GET /v1/models, POST /v1/chat/completions with messages, n, temperatu
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import sys
 import threading
 import time
@@ -29,12 +38,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from eval.local_model import LoadedModel, generate, load_model
 from eval.outputs import model_tag
+from rlvr.envconf import ConfigError
+from rlvr.environment import tool_template
 from rlvr.prompts import render
+
+# A Hermes-style tool call, as Qwen2.5's template asks the model to write it
+_TOOL_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
 
 
 class Message(BaseModel):
@@ -42,6 +56,9 @@ class Message(BaseModel):
 
     role: str
     content: str | list[dict[str, Any]] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
 
     def text(self) -> str:
         """The message's text; OpenAI's list-of-parts form is accepted for text parts only."""
@@ -70,15 +87,109 @@ class ChatRequest(BaseModel):
     seed: int | None = None
     stop: str | list[str] | None = None
     stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
     user: str | None = None
 
     @field_validator("messages")
     @classmethod
     def _roles(cls, messages: list[Message]) -> list[Message]:
         for m in messages:
-            if m.role not in ("system", "user", "assistant", "developer"):
+            if m.role not in ("system", "user", "assistant", "developer", "tool"):
                 raise ValueError(f"message role {m.role!r} is not supported")
         return messages
+
+
+def chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """The request's messages as the chat template reads them: text content, and tool calls with their
+    arguments as objects (OpenAI sends them as JSON strings)."""
+    out = []
+    for m in messages:
+        msg: dict[str, Any] = {"role": m.role if m.role != "developer" else "system", "content": m.text()}
+        if m.tool_calls:
+            calls = []
+            for c in m.tool_calls:
+                fn = c.get("function") or {}
+                args = fn.get("arguments")
+                if isinstance(args, str):
+                    try:
+                        args = json.loads(args) if args.strip() else {}
+                    except json.JSONDecodeError:
+                        raise ValueError(f"tool call {fn.get('name')!r}: arguments are not JSON") from None
+                calls.append({"type": "function", "function": {"name": fn.get("name"), "arguments": args}})
+            msg["tool_calls"] = calls
+        if m.role == "tool" and m.name:
+            msg["name"] = m.name
+        out.append(msg)
+    return out
+
+
+def split_tool_calls(text: str) -> tuple[str, list[dict[str, Any]]]:
+    """The text before the first `<tool_call>` and the calls in it, in OpenAI's form. A block that is
+    not a JSON object with a name stays in the text, so nothing the model wrote is lost."""
+    calls = []
+    for m in _TOOL_CALL.finditer(text):
+        try:
+            call = json.loads(m.group(1))
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+            continue
+        args = call.get("arguments", {})
+        calls.append(
+            {
+                "id": f"call_{uuid.uuid4().hex[:24]}",
+                "type": "function",
+                "function": {
+                    "name": call["name"],
+                    "arguments": args if isinstance(args, str) else json.dumps(args),
+                },
+            }
+        )
+    if not calls:
+        return text, []
+    return text[: text.index("<tool_call>")].rstrip(), calls
+
+
+def sse(chunk: dict[str, Any]) -> str:
+    return f"data: {json.dumps(chunk)}\n\n"
+
+
+def stream_events(answer: dict[str, Any], include_usage: bool):
+    """A finished chat completion as OpenAI's stream: a role delta, the content and tool calls,
+    the finish reason, usage (when asked) and [DONE]."""
+    base = {
+        "id": answer["id"],
+        "object": "chat.completion.chunk",
+        "created": answer["created"],
+        "model": answer["model"],
+    }
+    for choice in answer["choices"]:
+        i, msg = choice["index"], choice["message"]
+        yield sse(
+            {
+                **base,
+                "choices": [
+                    {"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+                ],
+            }
+        )
+        if msg.get("content"):
+            yield sse(
+                {
+                    **base,
+                    "choices": [{"index": i, "delta": {"content": msg["content"]}, "finish_reason": None}],
+                }
+            )
+        for k, call in enumerate(msg.get("tool_calls") or []):
+            delta = {"tool_calls": [{"index": k, **call}]}
+            yield sse({**base, "choices": [{"index": i, "delta": delta, "finish_reason": None}]})
+        yield sse({**base, "choices": [{"index": i, "delta": {}, "finish_reason": choice["finish_reason"]}]})
+    if include_usage:
+        yield sse({**base, "choices": [], "usage": answer["usage"]})
+    yield "data: [DONE]\n\n"
 
 
 def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
@@ -108,20 +219,24 @@ def build_app(lm: LoadedModel, served_name: str, default_max_tokens: int, max_to
 
     @app.post("/v1/chat/completions")
     def chat(req: ChatRequest) -> Any:
-        if req.stream:
-            return _error(400, "stream=true is not supported by serve_transformers")
         try:
-            messages = [
-                {"role": m.role if m.role != "developer" else "system", "content": m.text()}
-                for m in req.messages
-            ]
+            messages = chat_messages(req.messages)
         except ValueError as e:
             return _error(400, str(e))
+        tools = req.tools if req.tools and req.tool_choice in (None, "auto") else None
+        if req.tools and req.tool_choice not in (None, "auto", "none"):
+            return _error(400, f"tool_choice={req.tool_choice!r} is not supported (auto or none)")
+        template = None
+        if tools:
+            try:
+                template = tool_template(lm.tokenizer)
+            except ConfigError as e:
+                return _error(400, str(e))
         max_tokens = req.max_completion_tokens or req.max_tokens or default_max_tokens
         if max_tokens > max_tokens_limit:
             return _error(400, f"max_tokens={max_tokens} exceeds this server's limit {max_tokens_limit}")
         stop = [req.stop] if isinstance(req.stop, str) else [s for s in req.stop or [] if s]
-        prompt = render(lm.tokenizer, messages)
+        prompt = render(lm.tokenizer, messages, tools, template)
         prompt_tokens = len(lm.tokenizer(prompt, add_special_tokens=False)["input_ids"])
         with lock:
             (samples,) = generate(
@@ -135,25 +250,31 @@ def build_app(lm: LoadedModel, served_name: str, default_max_tokens: int, max_to
                 stop=stop or None,
             )
         completion_tokens = sum(s.completion_tokens or 0 for s in samples)
-        return {
+        choices = []
+        for i, s in enumerate(samples):
+            text, calls = split_tool_calls(s.text) if tools else (s.text, [])
+            message: dict[str, Any] = {"role": "assistant", "content": text}
+            if calls:
+                message["tool_calls"] = calls
+            choices.append(
+                {"index": i, "message": message, "finish_reason": "tool_calls" if calls else s.finish_reason}
+            )
+        answer = {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": served_name,
-            "choices": [
-                {
-                    "index": i,
-                    "message": {"role": "assistant", "content": s.text},
-                    "finish_reason": s.finish_reason,
-                }
-                for i, s in enumerate(samples)
-            ],
+            "choices": choices,
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+        if req.stream:
+            usage = bool((req.stream_options or {}).get("include_usage"))
+            return StreamingResponse(stream_events(answer, usage), media_type="text/event-stream")
+        return answer
 
     return app
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from rlvr.export.llama_selftest import free_port  # also imported from here by other test modules
 
@@ -176,8 +176,9 @@ def served_tiny(tiny_model) -> Iterator[str]:
 
 class ScriptedServer:
     """A real HTTP server on 127.0.0.1 whose /v1/chat/completions answers come from `respond(count,
-    body)` -> (status, json, headers). It plays conditions the real servers only show sometimes:
-    overload (503, Retry-After), refusals, llama-server's answer shape."""
+    body)` -> (status, json, headers); a str answer is sent as a server-sent event stream. It plays
+    conditions the real servers only show sometimes: overload (503, Retry-After), refusals,
+    llama-server's answer shape, a model that calls tools."""
 
     def __init__(
         self, respond: Callable[[int, dict], tuple[int, Any, dict[str, str]]], loading_answers: int = 0
@@ -199,6 +200,8 @@ class ScriptedServer:
             body = await request.json()
             self.calls.append(body)
             status, content, headers = respond(len(self.calls), body)
+            if isinstance(content, str):
+                return Response(content, status_code=status, headers=headers, media_type="text/event-stream")
             return JSONResponse(status_code=status, content=content, headers=headers)
 
         self.port = free_port()

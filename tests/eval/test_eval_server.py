@@ -47,7 +47,10 @@ def test_serve_transformers_speaks_the_openai_chat_api(served_tiny):
 @pytest.mark.parametrize(
     ("patch", "message"),
     [
-        ({"stream": True}, "stream"),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "required"},
+            "tool_choice",
+        ),
         ({"n": 0}, "n:"),
         ({"top_k": 5}, "top_k"),
         ({"messages": []}, "messages"),
@@ -58,6 +61,92 @@ def test_serve_transformers_refuses_what_it_does_not_do(served_tiny, patch, mess
     body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, **patch}
     r = httpx.post(f"{served_tiny}/chat/completions", json=body, timeout=60)
     assert r.status_code == 400 and message in r.json()["error"]["message"]
+
+
+CHECK_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "check",
+        "description": "Check OCaml code.",
+        "parameters": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]},
+    },
+}
+
+
+def sse_events(text: str) -> list:
+    """The JSON events of a server-sent event stream, and "[DONE]" for its end."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("data: "):
+            data = line[len("data: ") :]
+            out.append(data if data == "[DONE]" else json.loads(data))
+    return out
+
+
+def test_serve_transformers_streams_the_answer_it_would_return(served_tiny):
+    body = {"messages": [{"role": "user", "content": "hi"}], "temperature": 0.0, "max_tokens": 6}
+    plain = httpx.post(f"{served_tiny}/chat/completions", json=body, timeout=60).json()
+    streamed = httpx.post(
+        f"{served_tiny}/chat/completions",
+        json={**body, "stream": True, "stream_options": {"include_usage": True}},
+        timeout=60,
+    )
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(streamed.text)
+    assert events[-1] == "[DONE]" and events[-2]["usage"] == plain["usage"]
+    chunks = [e for e in events[:-2] if e["object"] == "chat.completion.chunk"]
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    assert text == plain["choices"][0]["message"]["content"]
+    assert chunks[-1]["choices"][0]["finish_reason"] == plain["choices"][0]["finish_reason"]
+
+
+def test_serve_transformers_puts_tools_and_tool_turns_in_the_prompt(served_tiny):
+    user = [{"role": "user", "content": "sum a list"}]
+    ask = {"max_tokens": 2, "temperature": 0.0}
+
+    def prompt_tokens(**body) -> int:
+        r = httpx.post(f"{served_tiny}/chat/completions", json={**ask, **body}, timeout=60)
+        assert r.status_code == 200, r.text
+        return r.json()["usage"]["prompt_tokens"]
+
+    bare = prompt_tokens(messages=user)
+    with_tools = prompt_tokens(messages=user, tools=[CHECK_TOOL])
+    assert with_tools > bare + 50  # the schema is in the system turn (Qwen2.5's ChatML tool template)
+    assert prompt_tokens(messages=user, tools=[CHECK_TOOL], tool_choice="none") == bare
+    call = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "check", "arguments": '{"code": "let x = 1"}'},
+    }
+    turns = [
+        *user,
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "Compiles."},
+    ]
+    assert prompt_tokens(messages=turns, tools=[CHECK_TOOL]) > with_tools
+    bad = {**call, "function": {"name": "check", "arguments": "{not json"}}
+    r = httpx.post(
+        f"{served_tiny}/chat/completions",
+        json={**ask, "messages": [*user, {"role": "assistant", "tool_calls": [bad]}]},
+        timeout=60,
+    )
+    assert r.status_code == 400 and "not JSON" in r.json()["error"]["message"]
+
+
+def test_tool_calls_are_read_from_the_models_hermes_blocks():
+    from scripts.serve_transformers import split_tool_calls
+
+    text, calls = split_tool_calls(
+        'Let me check.\n<tool_call>\n{"name": "check", "arguments": {"code": "let f x = x"}}\n</tool_call>'
+    )
+    assert text == "Let me check."
+    assert [(c["type"], c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls] == [
+        ("function", "check", {"code": "let f x = x"})
+    ]
+    assert calls[0]["id"].startswith("call_")
+    broken = "<tool_call>\n{not json}\n</tool_call>"
+    assert split_tool_calls(broken) == (broken, [])  # nothing the model wrote is dropped
 
 
 def test_eval_through_the_server_backend(served_tiny, problems_file, tmp_path):
