@@ -6,7 +6,7 @@ PY := .venv/bin/python
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup test test-fast lint score validate-data rlvr-train pipeline sft-train stop status tensorboard dashboard \
+.PHONY: help setup test test-fast lint score validate-data vf-eval rlvr-train pipeline sft-train stop status tensorboard dashboard \
   eval eval-compare serve-model merge-adapter export-gguf llama-cpp llama-server vllm-server reward-server verl-data synth-data \
   bench-dashboard bench-reward bench-reward-server bench-speed bench-train shell shell-cuda clean
 
@@ -26,7 +26,7 @@ test-fast: ## the test suite without tests/slow
 lint: ## ruff
 	@scripts/bootstrap.sh core
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check rlvr sft eval dashboard scripts tests bench
+	$(PY) -m ruff format --check rlvr sft eval dashboard scripts tests bench ocamler_grpo
 
 score: ## score completions offline: make score problems=P completions=C [out=O]
 	@scripts/bootstrap.sh core
@@ -70,6 +70,14 @@ eval: ## evaluate: make eval model=<HF id|dir|adapter dir|bundled> [data=...] [n
 eval-compare: ## compare two eval runs: make eval-compare a=<run> b=<run>
 	@test -n "$(a)" -a -n "$(b)" || { echo "usage: make eval-compare a=<run dir or name> b=<run dir or name>" >&2; exit 2; }
 	$(PY) -m eval.compare "$(a)" "$(b)"
+
+vf-eval: ## verifiers' evaluation of the environment (the verifiers extra): make vf-eval url=<base url> [model=...] [n=8] [r=1] [tokens=512] [split=eval] [data=...]
+	@test -n "$(url)" || { echo "usage: make vf-eval url=http://127.0.0.1:8000/v1 [model=bundled] [n=8] [r=1]  (make serve-model serves one)" >&2; exit 2; }
+	@scripts/bootstrap.sh core
+	@scripts/bootstrap.sh verifiers
+	PRIME_API_KEY=$${PRIME_API_KEY:-local} .venv/bin/vf-eval ocamler-grpo --client.base-url "$(url)" -m "$(or $(model),bundled)" \
+	  -n "$(or $(n),8)" -r "$(or $(r),1)" --sampling.max-tokens "$(or $(tokens),512)" --no-push --no-rich \
+	  --env.taskset.split "$(or $(split),eval)" $(if $(data),--env.taskset.source "$(data)",) -o eval_runs/verifiers
 
 serve-model: ## OpenAI-compatible server (transformers) for make eval backend=server: make serve-model [model=...] [port=8000]
 	@scripts/bootstrap.sh core

