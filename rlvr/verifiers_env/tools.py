@@ -10,6 +10,8 @@ from its own code, or that it compiles and which visible examples fail; never th
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 
 import verifiers.v1 as vf
 
@@ -28,6 +30,13 @@ class OCamlToolset(vf.Toolset[OCamlToolsConfig, OCamlState]):
         super().__init__(config)
         self._problem: Problem | None = None
         self._checker: Checker | None = None
+
+    async def setup(self) -> None:
+        """verifiers stops a tool server with SIGTERM, which uvicorn re-raises once it has shut
+        down. Leaving through SystemExit instead of the default action runs atexit, which closes the
+        verifier: its compile servers and its scratch directory in /dev/shm go with the server."""
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        await asyncio.to_thread(process_verifier)
 
     async def setup_task(self, task) -> None:
         """`task` is the rollout's OCamlData (verifiers sends the task's data, not the Task)."""
@@ -62,6 +71,10 @@ class OCamlToolset(vf.Toolset[OCamlToolsConfig, OCamlState]):
             state.checks += 1
             state.sandbox_s += result.sandbox_s
         return result.text
+
+
+def _exit_on_sigterm(signum: int, _frame) -> None:
+    sys.exit(128 + signum)
 
 
 if __name__ == "__main__":

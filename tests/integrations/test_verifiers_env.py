@@ -157,3 +157,37 @@ def test_the_check_tool_shows_the_compiler_and_the_examples_and_counts_checks(pr
     assert (state.checks, state.refused) == (2, 0)
     assert run_tool(tools, RIGHT).startswith("No checks left (2 per problem)")
     assert (state.checks, state.refused) == (2, 1)
+
+
+def test_a_stopped_tool_server_leaves_no_scratch_directory(tmp_path):
+    """verifiers stops a rollout's tool server with SIGTERM: its verifier must close (compile servers,
+    the /dev/shm scratch directory) instead of leaking one directory per rollout."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from rlvr.verifiers_env import OCamlToolsConfig
+
+    shm = Path("/dev/shm")
+    before = set(shm.glob("ocaml-verify-*"))
+    port_file = tmp_path / "port"
+    env = {**os.environ, "MCP_PORT_FILE": str(port_file), "VF_CONFIG": OCamlToolsConfig().model_dump_json()}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rlvr.verifiers_env.tools"], env=env, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (set(shm.glob("ocaml-verify-*")) - before) and proc.poll() is None:
+            assert time.monotonic() < deadline, "the tool server made no verifier"
+            time.sleep(0.2)
+        assert port_file.exists() and proc.poll() is None
+        os.killpg(proc.pid, signal.SIGTERM)  # as verifiers' subprocess runtime stops it
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert set(shm.glob("ocaml-verify-*")) - before == set()
