@@ -156,6 +156,7 @@ class OCamlTasksetConfig(vf.TasksetConfig):
     split: str | None = "eval"
     """train | eval | None for every problem of the source."""
     hub_split: str | None = None
+    """The split of a Hugging Face dataset to read (its own split names, not train/eval)."""
     task: OCamlTaskConfig = OCamlTaskConfig()
 
 
