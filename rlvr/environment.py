@@ -231,6 +231,16 @@ class Checker:
             self._examples[problem.id] = found
         return found
 
+    def refusal(self, checks: int, sandbox_s: float) -> str | None:
+        """What the tool answers instead of running once an episode has used `checks` checks and
+        `sandbox_s` sandbox seconds, past a limit; None while it may run."""
+        s = self.settings
+        if checks >= s.max_tool_calls:
+            return f"No checks left ({s.max_tool_calls} per problem): give your final answer in an ```ocaml block."
+        if sandbox_s >= s.sandbox_budget_s:
+            return "No sandbox time left for this problem: give your final answer in an ```ocaml block."
+        return None
+
     def check(self, problem: Problem, code: str) -> CheckResult:
         """Check `code` (the answer, fenced or bare) against what `problem`'s prompt shows."""
         if len(code.encode()) > self.settings.max_code_bytes:
@@ -285,15 +295,12 @@ class OCamlEnvironment:
         """
         if self._problem is None:
             raise RuntimeError("environment: check() before reset()")
-        s = self._checker.settings
         if not isinstance(code, str):
             code = str(code)
-        if self.checks >= s.max_tool_calls:
+        refusal = self._checker.refusal(self.checks, self.sandbox_s)
+        if refusal is not None:
             self.refused += 1
-            return f"No checks left ({s.max_tool_calls} per problem): give your final answer in an ```ocaml block."
-        if self.sandbox_s >= s.sandbox_budget_s:
-            self.refused += 1
-            return "No sandbox time left for this problem: give your final answer in an ```ocaml block."
+            return refusal
         result = self._checker.check(self._problem, code)
         if result.check is not None:
             self.checks += 1

@@ -57,13 +57,11 @@ class OCamlToolset(vf.Toolset[OCamlToolsConfig, OCamlState]):
         """
         if self._checker is None or self._problem is None:
             raise RuntimeError("check: the tool server has no task (setup_task did not run)")
-        s, state = self._checker.settings, self.state
-        if state.checks >= s.max_tool_calls:
+        state = self.state
+        refusal = self._checker.refusal(state.checks, state.sandbox_s)
+        if refusal is not None:
             state.refused += 1
-            return f"No checks left ({s.max_tool_calls} per problem): give your final answer in an ```ocaml block."
-        if state.sandbox_s >= s.sandbox_budget_s:
-            state.refused += 1
-            return "No sandbox time left for this problem: give your final answer in an ```ocaml block."
+            return refusal
         result = await asyncio.to_thread(self._checker.check, self._problem, str(code))
         if result.check is None:
             state.refused += 1
