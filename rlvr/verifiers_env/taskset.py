@@ -112,15 +112,16 @@ class OCamlTask(vf.Task[OCamlData, OCamlState, OCamlTaskConfig]):
 
         return [OCamlToolset(config.tools)]
 
-    async def _outcome(self, trace: vf.Trace) -> Outcome:
-        """The verdict of this trace's final answer (scored once; metrics and reward share it)."""
+    async def _outcome(self, trace: vf.Trace, release: bool = False) -> Outcome:
+        """The verdict of this trace's final answer, scored once: verifiers runs the metrics, then the
+        rewards, and the reward `release`s it, so a long training run keeps no verdicts."""
         cache = self.__dict__.setdefault("_outcomes", {})
         if trace.id not in cache:
             turns = [{"role": "assistant", "content": m.content or ""} for m in trace.assistant_messages]
             answer = final_answer(turns)
             problem = self.data.to_problem()
             cache[trace.id] = await asyncio.to_thread(process_verifier().score, problem, answer)
-        outcome = cache[trace.id]
+        outcome = cache.pop(trace.id) if release else cache[trace.id]
         if outcome.total_reward is None:
             raise vf.TaskError(
                 f"problem {self.data.id}: the verifier could not run the answer: {outcome.error}"
@@ -143,7 +144,7 @@ class OCamlTask(vf.Task[OCamlData, OCamlState, OCamlTaskConfig]):
     @vf.reward(weight=1.0)
     async def ocaml(self, trace: vf.Trace) -> float:
         """The verifier's graduated reward of the final answer minus check_cost per check that ran."""
-        o = await self._outcome(trace)
+        o = await self._outcome(trace, release=True)
         checks = trace.state.checks if isinstance(trace.state, OCamlState) else 0
         return round(float(o.total_reward) - self.config.check_cost * checks, 6)
 

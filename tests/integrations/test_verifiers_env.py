@@ -106,6 +106,7 @@ def test_a_correct_reply_scores_1_and_a_wrong_one_what_the_verifier_gives(proble
     assert (wrong.metrics["pass"], wrong.metrics["tests_fraction"]) == (0.0, 0.4)
     garbage = scored(task, "I do not know OCaml.")
     assert garbage.rewards["ocaml"].score == 0.0
+    assert task.__dict__["_outcomes"] == {}  # each verdict is scored once and released by the reward
 
 
 def test_the_answer_is_the_last_ocaml_block_and_each_check_costs(problems_file):
