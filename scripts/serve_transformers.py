@@ -13,7 +13,8 @@ stream_options.include_usage. What it is and is not (doc/eval.md):
   requests queue; for throughput use vLLM or llama-server.
 - Tools: the schema is rendered by the model's chat template, or, for a ChatML template that cannot
   render tools (SmolLM2's), by Qwen2.5's tool template, as GRPO_ENVIRONMENT=ocaml trains with
-  (rlvr.environment.tool_template); `<tool_call>` JSON in the output comes back as `tool_calls`.
+  (rlvr.environment.tool_template); `<tool_call>` JSON in the output comes back as `tool_calls`
+  (only the first with parallel_tool_calls=false).
 - stream=true sends the finished generation as server-sent events (the text in one delta, then the
   finish reason and usage): clients that always stream (verifiers' chat harness) work; tokens do not
   arrive one by one.
@@ -126,9 +127,10 @@ def chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
     return out
 
 
-def split_tool_calls(text: str) -> tuple[str, list[dict[str, Any]]]:
-    """The text before the first `<tool_call>` and the calls in it, in OpenAI's form. A block that is
-    not a JSON object with a name stays in the text, so nothing the model wrote is lost."""
+def split_tool_calls(text: str, parallel: bool | None = True) -> tuple[str, list[dict[str, Any]]]:
+    """The text before the first `<tool_call>` and the calls in it, in OpenAI's form (only the first
+    when `parallel` is False). A block that is not a JSON object with a name stays in the text, so
+    nothing the model wrote is lost."""
     calls = []
     for m in _TOOL_CALL.finditer(text):
         try:
@@ -150,7 +152,7 @@ def split_tool_calls(text: str) -> tuple[str, list[dict[str, Any]]]:
         )
     if not calls:
         return text, []
-    return text[: text.index("<tool_call>")].rstrip(), calls
+    return text[: text.index("<tool_call>")].rstrip(), calls[:1] if parallel is False else calls
 
 
 def sse(chunk: dict[str, Any]) -> str:
@@ -226,8 +228,10 @@ def build_app(lm: LoadedModel, served_name: str, default_max_tokens: int, max_to
         tools = req.tools if req.tools and req.tool_choice in (None, "auto") else None
         if req.tools and req.tool_choice not in (None, "auto", "none"):
             return _error(400, f"tool_choice={req.tool_choice!r} is not supported (auto or none)")
+        # a conversation with tool turns needs a template that renders them, offered tools or not
+        tool_turns = any(m.role == "tool" or m.tool_calls for m in req.messages)
         template = None
-        if tools:
+        if tools or tool_turns:
             try:
                 template = tool_template(lm.tokenizer)
             except ConfigError as e:
@@ -252,7 +256,7 @@ def build_app(lm: LoadedModel, served_name: str, default_max_tokens: int, max_to
         completion_tokens = sum(s.completion_tokens or 0 for s in samples)
         choices = []
         for i, s in enumerate(samples):
-            text, calls = split_tool_calls(s.text) if tools else (s.text, [])
+            text, calls = split_tool_calls(s.text, req.parallel_tool_calls) if tools else (s.text, [])
             message: dict[str, Any] = {"role": "assistant", "content": text}
             if calls:
                 message["tool_calls"] = calls

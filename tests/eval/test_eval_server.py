@@ -101,7 +101,7 @@ def test_serve_transformers_streams_the_answer_it_would_return(served_tiny):
     assert chunks[-1]["choices"][0]["finish_reason"] == plain["choices"][0]["finish_reason"]
 
 
-def test_serve_transformers_puts_tools_and_tool_turns_in_the_prompt(served_tiny):
+def test_serve_transformers_puts_tools_and_tool_turns_in_the_prompt(served_tiny, tiny_model):
     user = [{"role": "user", "content": "sum a list"}]
     ask = {"max_tokens": 2, "temperature": 0.0}
 
@@ -125,6 +125,17 @@ def test_serve_transformers_puts_tools_and_tool_turns_in_the_prompt(served_tiny)
         {"role": "tool", "tool_call_id": "c1", "content": "Compiles."},
     ]
     assert prompt_tokens(messages=turns, tools=[CHECK_TOOL]) > with_tools
+    # tool turns without tools offered still render through the tool template, not SmolLM2's own
+    from transformers import AutoTokenizer
+
+    from rlvr.environment import tool_template
+    from rlvr.prompts import render
+    from scripts.serve_transformers import Message, chat_messages
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    expected = render(tok, chat_messages([Message(**m) for m in turns]), None, tool_template(tok))
+    assert "<tool_response>\nCompiles." in expected and '"name": "check"' in expected
+    assert prompt_tokens(messages=turns) == len(tok(expected, add_special_tokens=False)["input_ids"])
     bad = {**call, "function": {"name": "check", "arguments": "{not json"}}
     r = httpx.post(
         f"{served_tiny}/chat/completions",
@@ -145,6 +156,9 @@ def test_tool_calls_are_read_from_the_models_hermes_blocks():
         ("function", "check", {"code": "let f x = x"})
     ]
     assert calls[0]["id"].startswith("call_")
+    two = '<tool_call>{"name": "a", "arguments": {}}</tool_call><tool_call>{"name": "b", "arguments": {}}</tool_call>'
+    assert [c["function"]["name"] for c in split_tool_calls(two)[1]] == ["a", "b"]
+    assert [c["function"]["name"] for c in split_tool_calls(two, parallel=False)[1]] == ["a"]
     broken = "<tool_call>\n{not json}\n</tool_call>"
     assert split_tool_calls(broken) == (broken, [])  # nothing the model wrote is dropped
 
