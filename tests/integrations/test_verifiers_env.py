@@ -4,21 +4,22 @@ installs it); tests/slow/test_verifiers_eval.py runs verifiers' evaluation over 
 
 import asyncio
 import json
+import sys
 
 import pytest
 
-vf = pytest.importorskip(
-    "verifiers.v1", reason="the verifiers extra is not installed: pip install -e '.[verifiers]'"
-)
+if sys.version_info < (3, 11):  # the one place it cannot run: verifiers 0.4 has no Python 3.10 release
+    pytest.skip("verifiers 0.4 needs Python >= 3.11", allow_module_level=True)
 
-from verifiers.v1.graph import MessageNode  # noqa: E402
-from verifiers.v1.trace import AgentInfo, TraceTask  # noqa: E402
+import verifiers.v1 as vf
+from verifiers.v1.graph import MessageNode
+from verifiers.v1.trace import AgentInfo, TraceTask
 
-from rlvr.verifier import Verifier, VerifierConfig  # noqa: E402
-from rlvr.verifiers_env import OCamlState  # noqa: E402
-from rlvr.verifiers_env import taskset as taskset_module  # noqa: E402
-from rlvr.verifiers_env.tools import OCamlToolset  # noqa: E402
-from tests.conftest import SUM_PROMPT, SUM_TESTS  # noqa: E402
+from rlvr.verifier import Verifier, VerifierConfig
+from rlvr.verifiers_env import OCamlState
+from rlvr.verifiers_env import taskset as taskset_module
+from rlvr.verifiers_env.tools import OCamlToolset
+from tests.conftest import SUM_PROMPT, SUM_TESTS
 
 WRONG_BUT_BUILDS = "```ocaml\nlet sum_list (xs : int list) : int = match xs with [] -> 0 | x :: _ -> x\n```"
 RIGHT = "```ocaml\nlet sum_list (xs : int list) : int = List.fold_left ( + ) 0 xs\n```"

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip(
-    "verifiers.v1", reason="the verifiers extra is not installed: pip install -e '.[verifiers]'"
-)
+if sys.version_info < (3, 11):  # the one place it cannot run: verifiers 0.4 has no Python 3.10 release
+    pytest.skip("verifiers 0.4 needs Python >= 3.11", allow_module_level=True)
 
 from rlvr.environment import final_answer
 from rlvr.verifier import Verifier, VerifierConfig
