@@ -131,13 +131,12 @@ class OCamlTask(vf.Task[OCamlData, OCamlState, OCamlTaskConfig]):
     @vf.metric
     async def verifier(self, trace: vf.Trace) -> dict[str, float]:
         o = await self._outcome(trace)
-        state = trace.state if isinstance(trace.state, OCamlState) else OCamlState()
         return {
             "pass": float(o.stage == "pass"),
             "type_checked": float(o.type_check == TYPE_CHECK_MAX),
             "tests_fraction": o.tests_passed / o.tests_total if o.tests_total else 0.0,
             "verdict": float(o.total_reward),
-            "checks": float(state.checks),
+            "checks": float(trace.state.checks),
             "tool_calls": float(sum(len(m.tool_calls or []) for m in trace.assistant_messages)),
         }
 
@@ -145,8 +144,7 @@ class OCamlTask(vf.Task[OCamlData, OCamlState, OCamlTaskConfig]):
     async def ocaml(self, trace: vf.Trace) -> float:
         """The verifier's graduated reward of the final answer minus check_cost per check that ran."""
         o = await self._outcome(trace, release=True)
-        checks = trace.state.checks if isinstance(trace.state, OCamlState) else 0
-        return round(float(o.total_reward) - self.config.check_cost * checks, 6)
+        return round(float(o.total_reward) - self.config.check_cost * trace.state.checks, 6)
 
 
 class OCamlTasksetConfig(vf.TasksetConfig):
